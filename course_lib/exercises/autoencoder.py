@@ -1,0 +1,77 @@
+"""Checkers for the Autoencoder chapter's exercises (notebook 01_autoencoder)."""
+
+from __future__ import annotations
+
+import torch
+
+from course_lib import autoencoder
+from course_lib.exercises import Exercise, Mistake
+
+
+def _image_pairs(g: torch.Generator):
+    shapes = [(1, 1, 28, 28), (5, 1, 28, 28), (3, 3, 8, 6)]
+    return [(torch.rand(s, generator=g), torch.rand(s, generator=g)) for s in shapes]
+
+
+check_reconstruction_loss = Exercise(
+    "Exercise 1.1, the reconstruction loss (ae-loss)",
+    autoencoder.reconstruction_loss,
+    "course_lib.autoencoder.reconstruction_loss",
+    _image_pairs,
+    mistakes=[
+        Mistake("you averaged over pixels too (F.mse_loss's default); sum over the pixels of each image, "
+                "then average over the batch.", lambda a, b: (a - b).pow(2).mean()),
+        Mistake("you summed over the batch; average the per-image sums over the N images.",
+                lambda a, b: (a - b).pow(2).sum()),
+        Mistake("the error is not squared: use (x_hat - x)**2, not |x_hat - x|.",
+                lambda a, b: (a - b).abs().flatten(1).sum(1).mean()),
+        Mistake("you took the Euclidean norm ||x - x_hat||, not its square.",
+                lambda a, b: (a - b).flatten(1).norm(dim=1).mean()),
+    ],
+)
+"""Example:
+    >>> import torch
+    >>> check_reconstruction_loss.grade(lambda x_hat, x: ((x_hat - x) ** 2).mean()).status
+    'wrong'
+"""
+
+
+def _conv_cases(g: torch.Generator):
+    cases = [(28, 4, 2, 1), (14, 4, 2, 1), (28, 3, 1, 0), (28, 3, 2, 1), (7, 3, 1, 1), (32, 5, 3, 2)]
+    extra = torch.randint(1, 4, (4, 3), generator=g)
+    cases += [(int(20 + 3 * k), int(k + 1), int(s), int(p)) for k, s, p in extra.tolist()]
+    return cases
+
+
+check_conv_output_size = Exercise(
+    "Exercise 1.2, the size of a convolution's output (conv-size)",
+    autoencoder.conv_output_size,
+    "course_lib.autoencoder.conv_output_size",
+    _conv_cases,
+    mistakes=[
+        Mistake("you forgot the '+ 1': a kernel that fits once gives one output.",
+                lambda n, k, s, p: (n + 2 * p - k) // s),
+        Mistake("the padding is added on both sides: use n + 2p, not n + p.",
+                lambda n, k, s, p: (n + p - k) // s + 1),
+        Mistake("the result must be an int: use floor division //, not /.",
+                lambda n, k, s, p: (n + 2 * p - k) / s + 1),
+    ],
+)
+
+
+def _code_pairs(g: torch.Generator):
+    return [(torch.randn(d, generator=g), torch.randn(d, generator=g), steps) for d, steps in ((2, 5), (16, 8), (3, 2))]
+
+
+check_interpolate_codes = Exercise(
+    "Exercise 1.3, interpolating between two codes (ae-interp)",
+    autoencoder.interpolate_codes,
+    "course_lib.autoencoder.interpolate_codes",
+    _code_pairs,
+    mistakes=[
+        Mistake("the path runs backwards: t = 0 must give z0 and t = 1 must give z1.",
+                lambda z0, z1, n: autoencoder.interpolate_codes(z1, z0, n)),
+        Mistake("the last point must be z1 itself: use t = linspace(0, 1, steps), which includes 1.",
+                lambda z0, z1, n: z0 + torch.arange(n).unsqueeze(1) / n * (z1 - z0)),
+    ],
+)

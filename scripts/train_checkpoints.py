@@ -1,0 +1,90 @@
+"""Train the course's pretrained checkpoints and record them in the manifest.
+
+Usage:
+    python scripts/train_checkpoints.py autoencoder_latent2 autoencoder_latent16 [--device cpu]
+    python scripts/train_checkpoints.py --list
+
+Each recipe is fixed here (seed, epochs, learning rate), so a checkpoint is reproducible on the
+same device and library versions. The manifest gets the file's SHA-256, the recipe, the
+training history and the test metrics measured right after training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from course_lib import autoencoder, checkpoints
+from course_lib.data import load_fashion_mnist
+from course_lib.metrics import psnr
+from course_lib.runtime import get_device, seed_everything
+from course_lib.training import evaluate, train
+
+VALIDATION_SIZE = 5000  # the last 5,000 training images are held out for validation
+
+
+def fashion_splits():
+    x_train, _ = load_fashion_mnist("train")
+    x_test, _ = load_fashion_mnist("test")
+    return x_train[:-VALIDATION_SIZE], x_train[-VALIDATION_SIZE:], x_test
+
+
+def autoencoder_recipe(latent_dim: int, epochs: int = 20):
+    def run(device):
+        x_train, x_val, x_test = fashion_splits()
+        seed_everything(0)
+        model = autoencoder.ConvAutoencoder(latent_dim=latent_dim)
+        recipe = {"epochs": epochs, "lr": 1e-3, "batch_size": 128, "seed": 0}
+        history = train(model, autoencoder.autoencoder_loss, x_train, val_data=x_val, device=device, **recipe)
+        x_hat = autoencoder.reconstruct_dataset(model, x_test)
+        metrics = {
+            "test_loss": evaluate(model, autoencoder.autoencoder_loss, x_test)["loss"],
+            "test_mse_per_pixel": float((x_hat - x_test).pow(2).mean()),
+            "test_psnr_db": float(psnr(x_hat.clamp(0, 1), x_test)),
+        }
+        return model, {"latent_dim": latent_dim}, recipe, history, metrics
+    return run
+
+
+RECIPES = {
+    "autoencoder_latent2": autoencoder_recipe(2),
+    "autoencoder_latent16": autoencoder_recipe(16),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="recipes to train")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the fastest)")
+    parser.add_argument("--out", default=str(checkpoints.PRETRAINED_DIR), help="directory for .pt files and manifest")
+    parser.add_argument("--list", action="store_true", help="list the recipes")
+    args = parser.parse_args()
+    if args.list or not args.names:
+        print("\n".join(RECIPES))
+        return
+    unknown = [n for n in args.names if n not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipe(s) {unknown}; choose from {list(RECIPES)}")
+    device = get_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.names:
+        start = time.perf_counter()
+        model, init_kwargs, recipe, history, metrics = RECIPES[name](device)
+        seconds = time.perf_counter() - start
+        path = out / f"{name}.pt"
+        model.cpu()
+        sha = checkpoints.save_checkpoint(path, model, init_kwargs=init_kwargs, history=history, metrics=metrics)
+        checkpoints.register_checkpoint(
+            name, path, sha, manifest=out / "manifest.json", init_kwargs=init_kwargs, recipe=recipe,
+            metrics=metrics, trained_on=f"{device.type}, torch {torch.__version__}",
+            train_seconds=round(seconds, 1), script=f"python scripts/train_checkpoints.py {name}",
+        )
+        print(f"{name}: {metrics} in {seconds:.0f} s -> {path} ({sha[:12]})")
+
+
+if __name__ == "__main__":
+    main()
