@@ -83,8 +83,8 @@ class Exercise:
         """Run ``fn`` on the cases and compare with the reference; never raises."""
         cases = self.make_cases(torch.Generator().manual_seed(seed))
         fallback = f"The notebook continues with the reference `{self.reference_name}`."
-        for i, args in enumerate(cases):
-            expected = self.reference(*_clone(args))
+        answers = []
+        for args in cases:
             try:
                 got = fn(*_clone(args))
             except NotImplementedError:
@@ -94,11 +94,14 @@ class Exercise:
                 return Verdict("error", f"[error] {self.name}: your function raised {where}. {fallback}")
             if got is None or got is Ellipsis:
                 return Verdict("not_done", f"[not done yet] {self.name}: your function returns {got!r}. {fallback}")
-            problem = self._compare(got, expected)
+            answers.append(got)
+        for i, (args, got) in enumerate(zip(cases, answers, strict=True)):
+            problem = self._compare(got, self.reference(*_clone(args)))
             if problem is None:
                 continue
+            # A mistake explains the answer only if it reproduces it on every case.
             for mistake in self.mistakes:
-                if self._compare(got, mistake.wrong(*_clone(args))) is None:
+                if all(self._compare(a, mistake.wrong(*_clone(c))) is None for c, a in zip(cases, answers, strict=True)):
                     return Verdict("wrong", f"[wrong] {self.name}: {mistake.hint} {fallback}")
             return Verdict("wrong", f"[wrong] {self.name}: on test case {i + 1}, {problem}. {fallback}")
         return Verdict("correct", f"[correct] {self.name}: all {len(cases)} test cases pass.")

@@ -1,0 +1,613 @@
+"""The variational autoencoder of chapter 3: reparameterization, Gaussian KL, likelihoods, ELBO, IWAE.
+
+Book equations (``book/vae.md`` and ``book/elbo.md``):
+
+- (vae-encoder) q_phi(z|x) = N(mu(x), diag exp(logvar(x))), (vae-prior) p(z) = N(0, I);
+- (vae-reparam) z = mu + exp(logvar / 2) * eps, eps ~ N(0, I);
+- (vae-kl-gauss) KL(q || p(z)) = 1/2 sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j);
+- (vae-elbo) ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)), and its negative, the loss (vae-loss);
+- (vae-bernoulli), (vae-cb), (vae-gauss) the decoder's likelihoods;
+- (iwae-bound) the importance-weighted bound log (1/k) sum_i w_i, with w_i = p(x, z_i) / q(z_i|x);
+- (active-units) A_u = #{j : Var_x(E_q[z_j]) > 0.01}; (free-bits) the free-bits KL.
+
+Every quantity is in nats, summed over pixels and latent dimensions: one value per image
+(or, for the losses, the mean over the batch of those per-image values).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from course_lib.autoencoder import IMAGE_SHAPE, conv_decoder, conv_encoder
+
+LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
+LOG_2PI = math.log(2 * math.pi)
+
+
+# --------------------------------------------------------------------------- the latent Gaussian
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+    """Book equation (vae-reparam): a sample z = mu + sigma * eps of N(mu, diag sigma^2), sigma = exp(logvar/2).
+
+    The randomness sits in ``eps ~ N(0, I)``, so z is a differentiable function of mu and logvar.
+
+    Args:
+        mu: means, shape (N, D) (any shape works).
+        logvar: log-variances log sigma^2, same shape as ``mu``.
+        eps: optional standard-normal noise of the same shape; drawn with ``torch.randn_like``
+            (the global generator) when ``None``.
+
+    Returns:
+        z, same shape as ``mu``.
+
+    Raises:
+        ValueError: if the shapes of ``mu``, ``logvar`` (and ``eps``) differ.
+
+    Example:
+        >>> mu, logvar = torch.tensor([[1.0, -1.0]]), torch.log(torch.tensor([[4.0, 1.0]]))
+        >>> reparameterize(mu, logvar, eps=torch.tensor([[0.5, 2.0]]))  # 1 + 2 * 0.5, -1 + 1 * 2
+        tensor([[2., 1.]])
+    """
+    _same_shape(mu=mu, logvar=logvar)
+    if eps is None:
+        eps = torch.randn_like(mu)
+    elif eps.shape != mu.shape:
+        raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Book equation (vae-kl-gauss), one term per latent dimension: 1/2 (mu^2 + sigma^2 - 1 - log sigma^2).
+
+    Args:
+        mu, logvar: shape (N, D).
+
+    Returns:
+        Tensor of shape (N, D), every entry >= 0 (0 exactly when mu = 0 and logvar = 0).
+
+    Raises:
+        ValueError: if the shapes differ or are not 2-D.
+
+    Example:
+        >>> gaussian_kl_per_dim(torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2))
+        tensor([[0.0000, 0.5000]])
+    """
+    _same_shape(mu=mu, logvar=logvar)
+    if mu.ndim != 2:
+        raise ValueError(f"mu and logvar must have shape (N, D), got {tuple(mu.shape)}")
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Book equation (vae-kl-gauss): KL(N(mu, diag exp(logvar)) || N(0, I)), summed over latent dimensions.
+
+    KL = 1/2 sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j), in nats.
+
+    Args:
+        mu: posterior means, shape (N, D).
+        logvar: posterior log-variances, shape (N, D).
+
+    Returns:
+        Tensor of shape (N,): one KL per example, >= 0.
+
+    Raises:
+        ValueError: if the shapes differ or are not (N, D).
+
+    Example:
+        >>> gaussian_kl(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2.0)]]))  # 0.5 + (2 - 1 - ln 2) / 2
+        tensor([0.6534])
+    """
+    return gaussian_kl_per_dim(mu, logvar).sum(dim=1)
+
+
+def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)) summed over the last dimension (log q(z|x) or, with zeros, log p(z)).
+
+    Args:
+        z: points, shape (..., D); mu, logvar broadcast against it.
+
+    Returns:
+        Tensor of shape z.shape[:-1].
+
+    Example:
+        >>> gaussian_log_density(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1))  # -log(2 pi)/2
+        tensor([-0.9189])
+    """
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(dim=-1)
+
+
+# --------------------------------------------------------------------------- decoder likelihoods
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Book equation (vae-bernoulli): log p(x|z) = sum_i x_i log p_i + (1 - x_i) log(1 - p_i), p = sigmoid(logits).
+
+    A proper log-probability only for binary x (binarized images): it is minus the binary
+    cross-entropy, computed from logits for numerical stability.
+
+    Args:
+        logits: decoder outputs, shape (N, ...).
+        x: targets in {0, 1}, same shape.
+
+    Returns:
+        Tensor of shape (N,): log-likelihood per image in nats (<= 0).
+
+    Raises:
+        ValueError: if the shapes differ.
+
+    Example:
+        >>> bernoulli_log_likelihood(torch.zeros(1, 3), torch.tensor([[0.0, 1.0, 1.0]]))  # 3 log(1/2)
+        tensor([-2.0794])
+    """
+    _same_shape(logits=logits, x=x)
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
+
+
+def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
+    """Book equation (vae-cb): log C(lambda) of the continuous Bernoulli (Loaiza-Ganem and Cunningham 2019).
+
+    The density on [0, 1] is C(lambda) lambda^x (1 - lambda)^(1 - x) with
+    C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda), C(1/2) = 2. In terms of the logit
+    eta = log(lambda / (1 - lambda)) this is C = eta / tanh(eta / 2); near eta = 0 a Taylor
+    expansion log 2 + u^2/3 - 7 u^4/90 (u = eta/2) avoids 0/0.
+
+    Args:
+        logits: eta, any shape.
+
+    Returns:
+        log C, same shape, >= log 2 (the normaliser grows as lambda moves away from 1/2).
+
+    Example:
+        >>> continuous_bernoulli_log_norm(torch.tensor([0.0, 2.0]))  # log 2, log(2 / tanh 1)
+        tensor([0.6931, 0.9655])
+    """
+    small = logits.abs() < 0.1
+    safe = torch.where(small, torch.ones_like(logits), logits)
+    exact = torch.log(safe.abs()) - torch.log(torch.tanh(safe / 2).abs())
+    u2 = (logits / 2).pow(2)
+    taylor = math.log(2.0) + u2 / 3 - 7 * u2.pow(2) / 90
+    return torch.where(small, taylor, exact)
+
+
+def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
+    """The mean of the continuous Bernoulli with logit eta: 1 / (1 - exp(-eta)) - 1 / eta (1/2 at eta = 0).
+
+    This, not sigmoid(eta), is the image a continuous-Bernoulli decoder expects.
+
+    Example:
+        >>> continuous_bernoulli_mean(torch.tensor([0.0, 100.0]))
+        tensor([0.5000, 0.9900])
+    """
+    small = logits.abs() < 0.1
+    safe = torch.where(small, torch.ones_like(logits), logits)
+    exact = -1.0 / torch.expm1(-safe) - 1.0 / safe
+    taylor = 0.5 + logits / 12 - logits.pow(3) / 720
+    return torch.where(small, taylor, exact)
+
+
+def continuous_bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Book equation (vae-cb): log p(x|z) of the continuous Bernoulli, a proper density for x in [0, 1].
+
+    It equals minus the binary cross-entropy plus the log-normaliser, summed over pixels.
+
+    Args:
+        logits: decoder outputs, shape (N, ...).
+        x: grey levels in [0, 1], same shape.
+
+    Returns:
+        Tensor of shape (N,), log-density per image in nats (it can be positive: a density, not a probability).
+
+    Raises:
+        ValueError: if the shapes differ.
+
+    Example:
+        >>> continuous_bernoulli_log_likelihood(torch.zeros(1, 2), torch.rand(1, 2))  # the uniform density: 0
+        tensor([0.])
+    """
+    _same_shape(logits=logits, x=x)
+    return bernoulli_log_likelihood(logits, x) + continuous_bernoulli_log_norm(logits).flatten(1).sum(dim=1)
+
+
+def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | float) -> torch.Tensor:
+    """Book equation (vae-gauss): log N(x; mean, sigma^2 I) = -1/2 sum_i [(x_i - m_i)^2 / sigma^2 + log sigma^2 + log 2 pi].
+
+    With a fixed sigma this is the squared error scaled by 1 / (2 sigma^2) plus a constant: the
+    autoencoder's loss (ae-loss) is a Gaussian likelihood with sigma^2 = 1/2.
+
+    Args:
+        mean: decoder means, shape (N, ...).
+        x: targets, same shape.
+        logvar: log sigma^2, a float or a tensor broadcastable to ``x`` (a learned scalar, or per pixel).
+
+    Returns:
+        Tensor of shape (N,): log-density per image in nats.
+
+    Raises:
+        ValueError: if the shapes of ``mean`` and ``x`` differ.
+
+    Example:
+        >>> gaussian_log_likelihood(torch.zeros(1, 2), torch.zeros(1, 2), 0.0)  # -log(2 pi)
+        tensor([-1.8379])
+    """
+    _same_shape(mean=mean, x=x)
+    logvar = torch.as_tensor(logvar, dtype=x.dtype, device=x.device)
+    return (-0.5 * ((x - mean).pow(2) / logvar.exp() + logvar + LOG_2PI)).flatten(1).sum(dim=1)
+
+
+def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Binarization: each pixel becomes 1 with probability equal to its grey level (x ~ Bernoulli(x)).
+
+    Called on every batch (a new draw each time) this is *dynamic* binarization, for training;
+    called once with a seeded generator it gives the fixed binarized test set.
+
+    Args:
+        x: grey levels in [0, 1].
+        generator: a CPU ``torch.Generator`` for a reproducible draw (``x`` must then be on the CPU).
+
+    Returns:
+        Tensor of 0s and 1s, same shape and dtype as ``x``.
+
+    Raises:
+        ValueError: if ``x`` has values outside [0, 1].
+
+    Example:
+        >>> binarize(torch.tensor([0.0, 1.0, 1.0]))
+        tensor([0., 1., 1.])
+    """
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"x must have values in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+    return torch.bernoulli(x, generator=generator)
+
+
+# --------------------------------------------------------------------------- models
+
+class VAE(nn.Module):
+    """Base class: a Gaussian encoder q(z|x) (vae-encoder), the prior N(0, I), a decoder likelihood.
+
+    Subclasses set ``self.encoder`` (x -> (N, 2 * latent_dim): mu then logvar) and
+    ``self.decoder`` (z -> (N, 1, 28, 28) raw outputs: logits, or the pre-sigmoid Gaussian mean).
+
+    Args:
+        latent_dim: size of z.
+        likelihood: ``"bernoulli"`` (binarized images), ``"continuous_bernoulli"`` or
+            ``"gaussian"`` (grey levels).
+        decoder_logvar: for ``"gaussian"``: ``None`` learns one log sigma^2 shared by all pixels,
+            a float fixes it.
+    """
+
+    def __init__(self, latent_dim: int, likelihood: str = "bernoulli", decoder_logvar: float | None = None):
+        super().__init__()
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        self.latent_dim = latent_dim
+        self.likelihood = likelihood
+        if likelihood == "gaussian":
+            if decoder_logvar is None:
+                self.decoder_logvar = nn.Parameter(torch.zeros(()))
+            else:
+                self.register_buffer("decoder_logvar", torch.tensor(float(decoder_logvar)))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 1, 28, 28) images -> (mu, logvar) of q(z|x), each (N, latent_dim)."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
+            raise ValueError(f"x must have shape (N, 1, 28, 28), got {tuple(x.shape)}")
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def decoder_output(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, latent_dim) codes -> (N, 1, 28, 28) raw decoder outputs (logits)."""
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape (N, {self.latent_dim}), got {tuple(z.shape)}")
+        return self.decoder(z)
+
+    def mean_image(self, out: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x|z) from the raw decoder output, in [0, 1]."""
+        if self.likelihood == "continuous_bernoulli":
+            return continuous_bernoulli_mean(out).clamp(0, 1)
+        return torch.sigmoid(out)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, latent_dim) codes -> (N, 1, 28, 28) images: the mean of p(x|z), in [0, 1]."""
+        return self.mean_image(self.decoder_output(z))
+
+    def log_likelihood(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per image, shape (N,), from the raw decoder output ``out``."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_likelihood(out, x)
+        if self.likelihood == "continuous_bernoulli":
+            return continuous_bernoulli_log_likelihood(out, x)
+        return gaussian_log_likelihood(torch.sigmoid(out), x, self.decoder_logvar)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction at the posterior mean: decode(mu(x)), images in [0, 1]."""
+        return self.decode(self.encode(x)[0])
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decode ``n`` codes drawn from the prior N(0, I): (n, 1, 28, 28) mean images."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+        return self.decode(z)
+
+
+class ConvVAE(VAE):
+    """Convolutional VAE: the autoencoder's ``conv_encoder``/``conv_decoder``, the encoder giving 2 * latent_dim outputs.
+
+    Example:
+        >>> model = ConvVAE(latent_dim=2)
+        >>> mu, logvar = model.encode(torch.rand(3, 1, 28, 28))
+        >>> mu.shape, model.decode(mu).shape
+        (torch.Size([3, 2]), torch.Size([3, 1, 28, 28]))
+    """
+
+    def __init__(self, latent_dim: int = 2, channels: int = 32, likelihood: str = "bernoulli",
+                 decoder_logvar: float | None = None):
+        super().__init__(latent_dim, likelihood, decoder_logvar)
+        self.encoder = conv_encoder(2 * latent_dim, channels)
+        self.decoder = conv_decoder(latent_dim, channels)
+
+
+class MLPVAE(VAE):
+    """Fully connected VAE: 784 -> hidden -> 2 * latent_dim, and back.
+
+    Example:
+        >>> model = MLPVAE(latent_dim=4, hidden=32)
+        >>> model(torch.rand(2, 1, 28, 28)).shape
+        torch.Size([2, 1, 28, 28])
+    """
+
+    def __init__(self, latent_dim: int = 2, hidden: int = 400, likelihood: str = "bernoulli",
+                 decoder_logvar: float | None = None):
+        super().__init__(latent_dim, likelihood, decoder_logvar)
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 784),
+                                     nn.Unflatten(1, IMAGE_SHAPE))
+
+
+# --------------------------------------------------------------------------- losses
+
+def negative_elbo(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Book equation (vae-loss): the negative ELBO of a Bernoulli VAE, one z sample, mean over the batch.
+
+    loss = (1/N) sum_n [ -log p(x_n | z_n) + KL(q(z|x_n) || N(0, I)) ], with log p the Bernoulli
+    log-likelihood (vae-bernoulli) summed over pixels and the KL (vae-kl-gauss) summed over
+    latent dimensions: nats per image.
+
+    Args:
+        logits: decoder logits at z_n ~ q(z|x_n), shape (N, ...).
+        x: binary images, same shape.
+        mu, logvar: the encoder's outputs, shape (N, D).
+
+    Returns:
+        A scalar tensor.
+
+    Raises:
+        ValueError: if the shapes disagree.
+
+    Example:
+        >>> negative_elbo(torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(2, 1), torch.zeros(2, 1))  # 3 log 2 + 0
+        tensor(2.0794)
+    """
+    if len(logits) != len(mu):
+        raise ValueError(f"logits and mu must have the same batch size, got {len(logits)} and {len(mu)}")
+    return (-bernoulli_log_likelihood(logits, x) + gaussian_kl(mu, logvar)).mean()
+
+
+@dataclass
+class ELBOObjective:
+    """The training objective (vae-loss) for ``course_lib.training.train``, with the beta-VAE and free-bits knobs.
+
+    loss = (1/N) sum_n [ -log p(x_n|z_n) + beta * KL_n ], z_n = reparameterize(mu, logvar) (one sample).
+    With ``free_bits = lambda > 0`` (Kingma et al. 2016, (free-bits)) the KL term becomes
+    sum_j max(lambda, mean over the batch of KL_j): dimensions below lambda nats get no pull towards
+    the prior. ``beta`` may be changed between epochs (KL annealing).
+
+    Args:
+        beta: weight of the KL term (1 gives the ELBO, (beta-vae)).
+        free_bits: nats per latent dimension, >= 0.
+        binarize: draw a fresh binarization of each batch (dynamic binarization) before use.
+
+    Returns (when called as ``objective(model, x)``):
+        ``{"loss", "recon", "kl"}``: the loss minimised, -log p(x|z) and KL(q || p(z)),
+        each the mean over the batch of per-image values in nats; recon + kl is the negative ELBO.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> terms = ELBOObjective(binarize=True)(ConvVAE(2), torch.rand(4, 1, 28, 28))
+        >>> sorted(terms), bool(terms["loss"] > 0)
+        (['kl', 'loss', 'recon'], True)
+    """
+
+    beta: float = 1.0
+    free_bits: float = 0.0
+    binarize: bool = False
+
+    def __post_init__(self):
+        if not (isinstance(self.beta, (int, float)) and self.beta >= 0):
+            raise ValueError(f"beta must be a number >= 0, got {self.beta!r}")
+        if not (isinstance(self.free_bits, (int, float)) and self.free_bits >= 0):
+            raise ValueError(f"free_bits must be a number >= 0, got {self.free_bits!r}")
+
+    def __call__(self, model: VAE, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.binarize:
+            x = binarize(x)
+        mu, logvar = model.encode(x)
+        z = reparameterize(mu, logvar)
+        recon = -model.log_likelihood(model.decoder_output(z), x).mean()
+        kl_dims = gaussian_kl_per_dim(mu, logvar)
+        kl = kl_dims.sum(dim=1).mean()
+        kl_term = kl_dims.mean(dim=0).clamp(min=self.free_bits).sum() if self.free_bits > 0 else kl
+        return {"loss": recon + self.beta * kl_term, "recon": recon, "kl": kl}
+
+
+# --------------------------------------------------------------------------- evaluation
+
+def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
+    """Book equation (iwae-bound): L_k = log (1/k) sum_i w_i = logsumexp_i(log w_i) - log k.
+
+    With k = 1 it is the one-sample ELBO; its expectation increases with k towards log p(x)
+    (Burda, Grosse and Salakhutdinov 2016). logsumexp keeps it finite when the log-weights are
+    around -1000 nats, where exp underflows.
+
+    Args:
+        log_w: log importance weights log p(x, z_i) - log q(z_i|x), shape (k, N): k samples per example.
+
+    Returns:
+        Tensor of shape (N,).
+
+    Raises:
+        ValueError: if ``log_w`` is not 2-D with k >= 1.
+
+    Example:
+        >>> iwae_bound(torch.log(torch.tensor([[1.0], [3.0]])))  # log((1 + 3) / 2)
+        tensor([0.6931])
+    """
+    if log_w.ndim != 2 or log_w.shape[0] < 1:
+        raise ValueError(f"log_w must have shape (k, N) with k >= 1, got {tuple(log_w.shape)}")
+    return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
+
+
+@torch.no_grad()
+def log_importance_weights(model: VAE, x: torch.Tensor, k: int) -> torch.Tensor:
+    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) for k samples z_i ~ q(z|x): shape (k, N).
+
+    Example:
+        >>> log_importance_weights(ConvVAE(2), binarize(torch.rand(3, 1, 28, 28)), k=5).shape
+        torch.Size([5, 3])
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    mu, logvar = model.encode(x)
+    z = reparameterize(mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape))  # (k, N, D)
+    out = model.decoder_output(z.reshape(-1, mu.shape[1]))
+    log_px_z = model.log_likelihood(out, x.expand(k, *x.shape).reshape(-1, *x.shape[1:])).view(k, -1)
+    log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+    log_qz = gaussian_log_density(z, mu, logvar)
+    return log_px_z + log_pz - log_qz
+
+
+@torch.no_grad()
+def iwae_log_likelihood(model: VAE, x: torch.Tensor, k: int = 1000, max_images: int = 4096,
+                        progress: bool = False) -> torch.Tensor:
+    """The IWAE estimate (iwae-bound) of log p(x) for each image, with k samples: shape (N,).
+
+    The k samples are drawn in chunks so that at most ``max_images`` decoded images are in memory.
+    Each chunk's logsumexp is combined exactly: the result equals ``iwae_bound`` on all k weights.
+
+    Args:
+        model: a trained VAE (put in eval mode by the caller).
+        x: images, shape (N, 1, 28, 28) (binarized for a Bernoulli model).
+        k: importance samples per image.
+        max_images: memory bound, N_chunk * k_chunk decoded images.
+        progress: a tqdm bar over the batches.
+
+    Example:
+        >>> iwae_log_likelihood(ConvVAE(2), binarize(torch.rand(2, 1, 28, 28)), k=10).shape
+        torch.Size([2])
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    device = next(model.parameters()).device
+    k_chunk = min(k, max_images)
+    n_chunk = max(1, max_images // k_chunk)
+    results = []
+    for start in tqdm(range(0, len(x), n_chunk), desc=f"IWAE k={k}", disable=not progress, leave=False):
+        xb = x[start:start + n_chunk].to(device)
+        lse, done = None, 0
+        while done < k:
+            m = min(k_chunk, k - done)
+            part = torch.logsumexp(log_importance_weights(model, xb, m), dim=0)
+            lse = part if lse is None else torch.logaddexp(lse, part)
+            done += m
+        results.append((lse - math.log(k)).cpu())
+    return torch.cat(results)
+
+
+def active_units(mu: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
+    """Book equation (active-units): the number of latent dimensions j with Var_x(E_q[z_j|x]) > threshold.
+
+    (Burda, Grosse and Salakhutdinov 2016.) A dimension whose posterior mean does not change
+    with x carries no information about x: it has collapsed to the prior.
+
+    Args:
+        mu: posterior means over a data set, shape (N, D), N >= 2.
+        threshold: the activity threshold (0.01 in the paper).
+
+    Returns:
+        ``(count, variances)``: the int number of active units and the (D,) variances.
+
+    Raises:
+        ValueError: if ``mu`` is not (N, D) with N >= 2.
+
+    Example:
+        >>> mu = torch.stack([torch.tensor([0.0, 0.0]), torch.tensor([1.0, 0.01])])
+        >>> active_units(mu)
+        (1, tensor([5.0000e-01, 5.0000e-05]))
+    """
+    if mu.ndim != 2 or mu.shape[0] < 2:
+        raise ValueError(f"mu must have shape (N, D) with N >= 2, got {tuple(mu.shape)}")
+    variances = mu.var(dim=0)
+    return int((variances > threshold).sum()), variances
+
+
+@torch.no_grad()
+def evaluate_vae(model: VAE, x: torch.Tensor, x_grey: torch.Tensor | None = None, k: int = 1000,
+                 n_iwae: int | None = None, batch_size: int = 500, progress: bool = False) -> dict[str, float]:
+    """Test metrics of a trained VAE, in nats per image: the table of the book's VAE chapter.
+
+    Args:
+        model: the VAE (eval mode is set here and restored).
+        x: test images as the model's likelihood sees them (the fixed binarization for Bernoulli).
+        x_grey: the grey-level originals, for the reconstruction PSNR (defaults to ``x``).
+        k: IWAE samples.
+        n_iwae: estimate the IWAE NLL on the first ``n_iwae`` images only (it costs k decoder passes
+            per image); ``None`` uses all.
+
+    Returns:
+        ``{"neg_elbo", "recon", "kl", "iwae_nll", "iwae_k", "iwae_images", "neg_elbo_iwae_images",
+        "psnr_db", "active_units"}``: negative ELBO and its parts averaged over ``x``; the IWAE NLL
+        estimate and, for comparison, the negative ELBO on the same ``n_iwae`` images; the PSNR of
+        decode(mu(x)) against ``x_grey``; the active units.
+    """
+    from course_lib.metrics import psnr  # local import: metrics does not depend on the VAE
+    from course_lib.training import evaluate
+
+    was_training = model.training
+    model.eval()
+    torch.manual_seed(0)
+    terms = evaluate(model, ELBOObjective(), x, batch_size=batch_size)
+    x_sub = x if n_iwae is None else x[:n_iwae]
+    torch.manual_seed(0)
+    iwae = iwae_log_likelihood(model, x_sub, k=k, progress=progress)
+    torch.manual_seed(0)
+    elbo_sub = evaluate(model, ELBOObjective(), x_sub, batch_size=batch_size)
+    device = next(model.parameters()).device
+    x_hat, mus = [], []
+    for s in range(0, len(x), batch_size):
+        mu, _ = model.encode(x[s:s + batch_size].to(device))
+        mus.append(mu.cpu())
+        x_hat.append(model.decode(mu).cpu())
+    x_grey = x if x_grey is None else x_grey
+    model.train(was_training)
+    return {
+        "neg_elbo": terms["recon"] + terms["kl"], "recon": terms["recon"], "kl": terms["kl"],
+        "iwae_nll": float(-iwae.mean()), "iwae_k": k, "iwae_images": len(x_sub),
+        "neg_elbo_iwae_images": elbo_sub["recon"] + elbo_sub["kl"],
+        "psnr_db": float(psnr(torch.cat(x_hat), x_grey)), "active_units": active_units(torch.cat(mus))[0],
+    }
+
+
+def _same_shape(**tensors: torch.Tensor) -> None:
+    (n1, t1), *rest = tensors.items()
+    for n2, t2 in rest:
+        if t1.shape != t2.shape:
+            raise ValueError(f"{n1} and {n2} must have the same shape, got {tuple(t1.shape)} and {tuple(t2.shape)}")

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Build the HTML book: every notebook is executed (no quick mode), a cell error or a Sphinx warning
+# fails the build. Prints where the book is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg
+unset COURSE_QUICK
+start=$SECONDS
+jupyter-book build . --all --warningiserror --nitpick --keep-going
+echo "==> book built in $((SECONDS - start)) s: open $PWD/_build/html/index.html"

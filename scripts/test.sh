@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The course's test command (what CI runs): lint, unit tests and doctests, every notebook executed
+# by nbval in quick mode, then the book built as readers get it, and checked to work offline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg
+start=$SECONDS
+
+echo "==> ruff"
+ruff check .
+
+echo "==> pytest: course_lib (with doctests) and tests/"
+COURSE_QUICK=1 pytest -q -p no:cacheprovider
+
+echo "==> nbval: every notebook, quick mode"
+COURSE_QUICK=1 pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 notebooks/
+
+echo "==> the book"
+bash scripts/book.sh
+python scripts/check_book.py _build/html
+
+echo "==> all tests passed in $((SECONDS - start)) s"

@@ -1,0 +1,108 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib import checkpoints
+from course_lib.training import batches, evaluate, train
+
+
+class Line(nn.Module):
+    def __init__(self, slope: float = 0.0):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([slope]))
+
+    def forward(self, x):
+        return self.w * x
+
+
+def squared_error(model, batch):
+    x, y = batch[:, 0], batch[:, 1]
+    residual = model(x) - y
+    return {"loss": residual.pow(2).mean(), "abs": residual.abs().mean()}
+
+
+@pytest.fixture
+def line_data():
+    x = torch.linspace(-1, 1, 64)
+    return torch.stack([x, 3 * x], dim=1)  # y = 3x exactly
+
+
+def test_training_fits_a_line_and_records_history(line_data):
+    model = Line()
+    history = train(model, squared_error, line_data, epochs=60, lr=0.1, batch_size=16, val_data=line_data,
+                    progress=False, device=torch.device("cpu"))
+    assert model.w.item() == pytest.approx(3.0, abs=1e-2)
+    assert set(history) == {"train_loss", "train_abs", "val_loss", "val_abs", "epoch_seconds"}
+    assert all(len(v) == 60 for v in history.values())
+    assert history["val_loss"][-1] < 1e-3 < history["val_loss"][0]
+
+
+def test_training_is_repeatable_with_a_seed(line_data):
+    runs = []
+    for _ in range(2):
+        model = Line()
+        train(model, squared_error, line_data, epochs=2, lr=0.05, batch_size=8, seed=7, progress=False,
+              device=torch.device("cpu"))
+        runs.append(model.w.item())
+    assert runs[0] == runs[1]
+
+
+def test_evaluate_weights_batches_by_size(line_data):
+    model = Line(slope=2.0)  # residual = -x
+    got = evaluate(model, squared_error, line_data, batch_size=10)  # 64 = 6*10 + 4
+    x = line_data[:, 0]
+    assert got["loss"] == pytest.approx(float(x.pow(2).mean()), rel=1e-6)
+    assert got["abs"] == pytest.approx(float(x.abs().mean()), rel=1e-6)
+
+
+def test_batches_cover_every_row_once():
+    data = torch.arange(10).unsqueeze(1)
+    seen = torch.cat(list(batches(data, 3, shuffle=True, generator=torch.Generator().manual_seed(0))))
+    assert sorted(seen.squeeze(1).tolist()) == list(range(10))
+
+
+@pytest.mark.parametrize("kwargs, match", [({"epochs": 0}, "epochs must be"), ({"epochs": 1, "batch_size": 0},
+                                                                              "batch_size must be")])
+def test_bad_arguments(line_data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train(Line(), squared_error, line_data, progress=False, **kwargs)
+
+
+def test_checkpoint_round_trip_and_manifest(tmp_path):
+    model = nn.Linear(3, 2)
+    path = tmp_path / "m.pt"
+    sha = checkpoints.save_checkpoint(path, model, init_kwargs={"in_features": 3, "out_features": 2},
+                                      history={"train_loss": [2.0, 1.0]})
+    manifest = tmp_path / "manifest.json"
+    checkpoints.register_checkpoint("lin", path, sha, manifest=manifest, recipe={"epochs": 2})
+    assert json.loads(manifest.read_text())["lin"]["sha256"] == sha
+    loaded, ckpt = checkpoints.load_pretrained("lin", manifest=manifest)
+    assert isinstance(loaded, nn.Linear) and not loaded.training
+    for a, b in zip(model.parameters(), loaded.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert ckpt["history"]["train_loss"] == [2.0, 1.0]
+
+    path.write_bytes(path.read_bytes() + b"x")  # corrupt the file
+    with pytest.raises(checkpoints.ChecksumError, match="m.pt has SHA-256"):
+        checkpoints.load_pretrained("lin", manifest=manifest)
+    with pytest.raises(KeyError, match="available: \\['lin'\\]"):
+        checkpoints.load_pretrained("nope", manifest=manifest)
+
+
+def test_sha256_matches_hashlib(tmp_path):
+    import hashlib
+
+    path = tmp_path / "f"
+    path.write_bytes(b"abc" * 1000)
+    assert checkpoints.sha256_of(path) == hashlib.sha256(b"abc" * 1000).hexdigest()
+
+
+def test_shipped_checkpoints_match_their_hashes():
+    entries = checkpoints.read_manifest()
+    assert entries, "course_lib/pretrained/manifest.json lists no checkpoint"
+    for name, entry in entries.items():
+        path = checkpoints.PRETRAINED_DIR / entry["file"]
+        assert checkpoints.sha256_of(path) == entry["sha256"], name
+        assert path.stat().st_size < 5 * 2**20, f"{name} is over 5 MiB"
