@@ -7,6 +7,7 @@ the model class and its arguments, the training recipe and the measured test met
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib
 import json
@@ -80,10 +81,16 @@ def read_manifest(manifest: str | os.PathLike = MANIFEST) -> dict:
 
 
 def register_checkpoint(name: str, path: str | os.PathLike, sha256: str, manifest=MANIFEST, **entry) -> None:
-    """Record (or replace) ``name`` in the manifest, with the file's hash and ``entry``."""
-    data = read_manifest(manifest)
-    data[name] = {"file": Path(path).name, "sha256": sha256, **entry}
-    Path(manifest).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Record (or replace) ``name`` in the manifest, with the file's hash and ``entry``.
+
+    A lock file serialises the read-modify-write, so trainings that finish together keep both entries.
+    """
+    manifest = Path(manifest)
+    with open(manifest.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = read_manifest(manifest)
+        data[name] = {"file": Path(path).name, "sha256": sha256, **entry}
+        manifest.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def load_pretrained(name: str, device: torch.device | str = "cpu", manifest=MANIFEST) -> tuple[nn.Module, dict]:

@@ -104,7 +104,7 @@ def load_fashion_mnist(
 
 
 def find_data_dir(root: str | os.PathLike | None = None, *, download: bool = True) -> Path:
-    """The first directory, in the documented order, that holds all eight-or-four IDX files.
+    """The first directory, in the documented order, that holds the four IDX files (``.gz`` or not).
 
     An explicit ``root`` (or ``COURSE_DATA``) that lacks the files is an error, not a
     reason to look elsewhere: the reader asked for that directory.
@@ -180,7 +180,9 @@ def _download_with_torchvision(directory: Path) -> Path:
         for train in (True, False):
             FashionMNIST(str(directory), train=train, download=True)
     except Exception as err:  # offline, or torchvision missing
-        raise DataNotFoundError(f"Fashion-MNIST is not on this machine and the download failed ({err}). {HOW_TO_GET}") from err
+        raise DataNotFoundError(
+            f"Fashion-MNIST is not on this machine and the download failed ({err}). {HOW_TO_GET}"
+        ) from err
     found = _dir_with_files(directory)
     if found is None:
         raise DataNotFoundError(f"torchvision's download into {directory} left no IDX files. {HOW_TO_GET}")

@@ -55,7 +55,9 @@ def check_image_pair(preds: torch.Tensor, target: torch.Tensor, data_range: floa
         if x.ndim != 4:
             raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
     if preds.shape != target.shape:
-        raise ValueError(f"preds and target must have the same shape, got {tuple(preds.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"preds and target must have the same shape, got {tuple(preds.shape)} and {tuple(target.shape)}"
+        )
     if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
     for name, x in (("preds", preds), ("target", target)):

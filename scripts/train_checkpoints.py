@@ -32,7 +32,7 @@ def fashion_splits():
     return x_train[:-VALIDATION_SIZE], x_train[-VALIDATION_SIZE:], x_test
 
 
-def autoencoder_recipe(latent_dim: int, epochs: int = 20):
+def autoencoder_recipe(latent_dim: int, epochs: int = 15):
     def run(device):
         x_train, x_val, x_test = fashion_splits()
         seed_everything(0)

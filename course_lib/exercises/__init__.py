@@ -101,7 +101,8 @@ class Exercise:
                 continue
             # A mistake explains the answer only if it reproduces it on every case.
             for mistake in self.mistakes:
-                if all(self._compare(a, mistake.wrong(*_clone(c))) is None for c, a in zip(cases, answers, strict=True)):
+                pairs = zip(cases, answers, strict=True)
+                if all(self._compare(a, mistake.wrong(*_clone(c))) is None for c, a in pairs):
                     return Verdict("wrong", f"[wrong] {self.name}: {mistake.hint} {fallback}")
             return Verdict("wrong", f"[wrong] {self.name}: on test case {i + 1}, {problem}. {fallback}")
         return Verdict("correct", f"[correct] {self.name}: all {len(cases)} test cases pass.")
@@ -119,7 +120,10 @@ class Exercise:
         if not isinstance(expected, torch.Tensor):
             if isinstance(got, torch.Tensor) or type(got) is not type(expected):
                 return f"expected a {type(expected).__name__}, got {type(got).__name__}"
-            ok = got == expected if not isinstance(expected, float) else abs(got - expected) <= self.atol + self.rtol * abs(expected)
+            if isinstance(expected, float):
+                ok = abs(got - expected) <= self.atol + self.rtol * abs(expected)
+            else:
+                ok = got == expected
             return None if ok else f"expected {expected!r}, got {got!r}"
         if not isinstance(got, torch.Tensor):
             return f"expected a torch.Tensor, got {type(got).__name__}"
