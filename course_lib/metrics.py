@@ -74,3 +74,196 @@ def check_image_pair(preds: torch.Tensor, target: torch.Tensor, data_range: floa
 def _check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# SSIM, book equations (ssim-l), (ssim-c), (ssim-s), (ssim)
+# --------------------------------------------------------------------------------------------------
+
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64, device=None) -> torch.Tensor:
+    """The 1-D Gaussian weights of SSIM's window, summing to 1 (as ``scipy.ndimage`` truncates them).
+
+    The 2-D window is the outer product ``w[:, None] * w[None, :]``; SSIM filters with it separably.
+
+    Args:
+        size: odd number of taps (11 for the standard SSIM window).
+        sigma: standard deviation in pixels (1.5).
+
+    Returns:
+        Shape (size,), positive, sums to 1.
+
+    Raises:
+        ValueError: if ``size`` is not a positive odd int or ``sigma`` is not positive.
+
+    Example:
+        >>> w = gaussian_window(11, 1.5)
+        >>> w.shape, round(float(w.sum()), 12), bool(w[5] == w.max())
+        (torch.Size([11]), 1.0, True)
+    """
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be a positive odd int, got {size!r}")
+    if not (isinstance(sigma, (int, float)) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    w = torch.exp(-0.5 * (x / sigma) ** 2)
+    return (w / w.sum()).to(dtype=dtype, device=device)
+
+
+def ssim_terms(
+    x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, weights: torch.Tensor | None = None,
+    k1: float = SSIM_K1, k2: float = SSIM_K2,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SSIM's luminance, contrast and structure terms on ONE window, book equations (ssim-l), (ssim-c), (ssim-s).
+
+    With weights w (summing to 1; uniform by default): mu_x = sum w x, sigma_x^2 = sum w (x - mu_x)^2
+    (a weighted *population* variance, no n - 1), sigma_xy = sum w (x - mu_x)(y - mu_y), and
+    C1 = (k1 L)^2, C2 = (k2 L)^2, C3 = C2 / 2 with L = ``data_range``.
+
+    Args:
+        x, y: the pixels of one window, any equal shapes (all elements form the window).
+        data_range: L, the dynamic range of the pixel values (1.0 or 255).
+        weights: the window's weights, same shape, non-negative; normalised to sum to 1.
+        k1, k2: the stabilising constants' factors.
+
+    Returns:
+        ``(l, c, s)``: 0-dim float64 tensors; l, c in (0, 1], s in [-1, 1]; l * c * s is SSIM.
+
+    Raises:
+        ValueError: if shapes differ, values are not finite, or ``data_range`` is not positive.
+
+    Example:
+        >>> x = torch.tensor([0.2, 0.4, 0.6, 0.8]); l, c, s = ssim_terms(x, x)
+        >>> [round(float(t), 12) for t in (l, c, s)]  # identical windows: every term is 1
+        [1.0, 1.0, 1.0]
+    """
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or inf")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
+        raise ValueError(f"data_range must be a positive number, got {data_range!r}")
+    x, y = x.double().flatten(), y.double().flatten()
+    if weights is None:
+        w = torch.full_like(x, 1 / x.numel())
+    else:
+        if weights.shape != x.shape and weights.numel() != x.numel():
+            raise ValueError(f"weights must have the window's shape, got {tuple(weights.shape)}")
+        w = weights.double().flatten().to(x.device)
+        if (w < 0).any() or w.sum() <= 0:
+            raise ValueError("weights must be non-negative with a positive sum")
+        w = w / w.sum()
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    c3 = c2 / 2
+    mu_x, mu_y = (w * x).sum(), (w * y).sum()
+    var_x, var_y = (w * (x - mu_x) ** 2).sum(), (w * (y - mu_y) ** 2).sum()
+    cov = (w * (x - mu_x) * (y - mu_y)).sum()
+    sd_x, sd_y = var_x.sqrt(), var_y.sqrt()
+    lum = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    con = (2 * sd_x * sd_y + c2) / (var_x + var_y + c2)
+    struct = (cov + c3) / (sd_x * sd_y + c3)
+    return lum, con, struct
+
+
+def ssim_components(
+    preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
+    kernel_size: int = 11, sigma: float = 1.5, k1: float = SSIM_K1, k2: float = SSIM_K2,
+) -> dict[str, torch.Tensor]:
+    """SSIM's maps on every Gaussian window that fits inside the image (the *valid* region).
+
+    Local statistics come from filtering with the Gaussian window (equation (ssim-stats)): mu = w * x,
+    sigma_x^2 = w * x^2 - mu_x^2, sigma_xy = w * (x y) - mu_x mu_y, in float64 (the subtraction
+    cancels badly in float32). The window centred on pixel (i, j) covers the image only when
+    i, j are at least ``kernel_size // 2`` from the border, so the maps are smaller than the image.
+
+    Args:
+        preds: images, shape (N, C, H, W), values in [0, data_range], with H, W >= ``kernel_size``.
+        target: reference images, same shape.
+        data_range: L (1.0 for [0, 1] images, 255 for uint8).
+        kernel_size, sigma: the Gaussian window (11, 1.5 as in Wang et al. 2004).
+        k1, k2: C1 = (k1 L)^2, C2 = (k2 L)^2, C3 = C2 / 2.
+
+    Returns:
+        A dict of float64 maps, each of shape (N, C, H - kernel_size + 1, W - kernel_size + 1):
+        ``"luminance"`` (ssim-l) in (0, 1], ``"contrast"`` (ssim-c) in (0, 1], ``"structure"``
+        (ssim-s) in [-1, 1], and ``"ssim"`` = their product (ssim), in [-1, 1].
+
+    Raises:
+        ValueError: as ``check_image_pair``, or for an image smaller than the window.
+
+    Example:
+        >>> x = torch.rand(2, 3, 16, 20)
+        >>> maps = ssim_components(x, x)
+        >>> maps["ssim"].shape, bool(torch.allclose(maps["ssim"], torch.ones(1, dtype=torch.float64)))
+        (torch.Size([2, 3, 6, 10]), True)
+    """
+    check_image_pair(preds, target, data_range)
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    n, c, h, w = preds.shape
+    if h < kernel_size or w < kernel_size:
+        raise ValueError(f"preds and target must be at least {kernel_size}x{kernel_size} pixels "
+                         f"(the SSIM window), got {h}x{w}")
+    win = gaussian_window(kernel_size, sigma, device=preds.device)
+    x, y = preds.double(), target.double()
+    # One separable filtering pass over the five images whose local means SSIM needs.
+    stack = torch.cat([x, y, x * x, y * y, x * y]).reshape(5 * n * c, 1, h, w)
+    stack = torch.nn.functional.conv2d(stack, win.view(1, 1, 1, -1))
+    stack = torch.nn.functional.conv2d(stack, win.view(1, 1, -1, 1))
+    mu_x, mu_y, e_xx, e_yy, e_xy = stack.reshape(5, n, c, *stack.shape[-2:])
+    var_x = (e_xx - mu_x**2).clamp_min(0)
+    var_y = (e_yy - mu_y**2).clamp_min(0)
+    cov = e_xy - mu_x * mu_y
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    c3 = c2 / 2
+    sd_xy = (var_x * var_y).sqrt()
+    lum = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    con = (2 * sd_xy + c2) / (var_x + var_y + c2)
+    struct = (cov + c3) / (sd_xy + c3)
+    # With C3 = C2 / 2 the product c * s simplifies to (2 sigma_xy + C2) / (sigma_x^2 + sigma_y^2 + C2).
+    ssim_map = lum * (2 * cov + c2) / (var_x + var_y + c2)
+    return {"luminance": lum, "contrast": con, "structure": struct, "ssim": ssim_map}
+
+
+def ssim(
+    preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, reduction: str = "mean",
+    kernel_size: int = 11, sigma: float = 1.5, k1: float = SSIM_K1, k2: float = SSIM_K2,
+) -> torch.Tensor:
+    """Structural similarity, book equation (ssim), averaged over the valid windows and the channels.
+
+    Equals ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=L, channel_axis=0)`` per image, and torchmetrics'
+    ``structural_similarity_index_measure`` *once its border is cropped* (torchmetrics reflect-pads
+    the image and also averages the windows that hang over the border). Unlike Wang et al.'s MATLAB
+    code, large images are not downsampled first.
+
+    Args:
+        preds: images, shape (N, C, H, W) (C = 1 grayscale, 3 colour), values in [0, data_range],
+            H and W at least ``kernel_size``.
+        target: reference images, same shape.
+        data_range: L, the largest possible value (1.0 for [0, 1] images, 255 for uint8).
+        reduction: ``"mean"`` (a scalar, the mean of the per-image values) or ``"none"`` (shape (N,)).
+        kernel_size, sigma, k1, k2: see ``ssim_components``.
+
+    Returns:
+        SSIM in [-1, 1] (1 for identical images), float64.
+
+    Raises:
+        ValueError: for different shapes, a non-4-D input, NaN/inf, values outside [0, data_range],
+            a non-positive ``data_range``, an image smaller than the window or an unknown ``reduction``.
+
+    Example:
+        >>> target = torch.rand(4, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+        >>> ssim(target, target)
+        tensor(1., dtype=torch.float64)
+        >>> ssim((target + 0.1).clamp(0, 1), target, reduction="none").shape
+        torch.Size([4])
+    """
+    _check_reduction(reduction)
+    values = ssim_components(preds, target, data_range, kernel_size, sigma, k1, k2)["ssim"].mean(dim=(1, 2, 3))
+    return values if reduction == "none" else values.mean()

@@ -1,0 +1,238 @@
+"""LPIPS, the learned perceptual image patch similarity of Zhang et al. (2018), from scratch.
+
+Book equation (lpips): for images x, y in [-1, 1], deep features of L layers of an ImageNet
+network are normalised along channels, their squared differences weighted per channel by
+learned non-negative weights w_l, averaged over space and summed over layers:
+
+    d(x, y) = sum_l 1 / (H_l W_l) sum_{h, w} || w_l (.) (f̂_l(x)_{hw} - f̂_l(y)_{hw}) ||_2^2
+
+This module reproduces the ``lpips`` package (version 0.1): the same input scaling, the same
+layers of torchvision's AlexNet, VGG-16 or SqueezeNet 1.1, and the linear weights that the
+``lpips`` package ships (``lpips/weights/v0.1/<net>.pth``).
+
+The ImageNet backbone weights are looked up where torchvision and ``lpips`` look: the torch hub
+cache (``torch.hub.get_dir()/checkpoints``, i.e. ``$TORCH_HOME/hub/checkpoints``) under
+torchvision's file names. They can also be given as a file, or downloaded when online. When
+they are missing, ``BackboneWeightsNotFoundError`` says which file is expected where; random
+weights are never substituted unless you ask for them with ``random_backbone=True`` (tests only).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+# The lpips package's ScalingLayer: ImageNet's mean and std, expressed for inputs in [-1, 1].
+SHIFT = (-0.030, -0.088, -0.188)
+SCALE = (0.458, 0.448, 0.450)
+EPS = 1e-10  # lpips.normalize_tensor adds it to the channel norm
+
+
+@dataclass(frozen=True)
+class Backbone:
+    builder: str  # torchvision.models function
+    weights: str  # torchvision weights enum entry, for the download
+    file_name: str  # torchvision's file name in the hub cache
+    cuts: tuple[int, ...]  # the features[:cut] boundaries whose outputs are compared
+    channels: tuple[int, ...]
+    min_size: int  # smallest H, W for which every compared layer has at least one position
+
+
+BACKBONES = {
+    "alex": Backbone("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "alexnet-owt-7be5be79.pth",
+                     (2, 5, 8, 10, 12), (64, 192, 384, 256, 256), 31),
+    "vgg": Backbone("vgg16", "VGG16_Weights.IMAGENET1K_V1", "vgg16-397923af.pth",
+                    (4, 9, 16, 23, 30), (64, 128, 256, 512, 512), 16),
+    "squeeze": Backbone("squeezenet1_1", "SqueezeNet1_1_Weights.IMAGENET1K_V1", "squeezenet1_1-b8a52dc0.pth",
+                        (2, 5, 8, 10, 11, 12, 13), (64, 128, 256, 384, 384, 512, 512), 17),
+}
+
+
+class BackboneWeightsNotFoundError(FileNotFoundError):
+    """The ImageNet weights of LPIPS's backbone are not on this machine and could not be downloaded."""
+
+
+def backbone_path(net: str = "alex") -> Path:
+    """Where the backbone's ImageNet weights are expected: ``torch.hub.get_dir()/checkpoints/<file>``.
+
+    Args:
+        net: ``"alex"``, ``"vgg"`` or ``"squeeze"``.
+
+    Returns:
+        The path (which may not exist); it follows ``$TORCH_HOME`` and ``torch.hub.set_dir``.
+
+    Raises:
+        ValueError: for an unknown ``net``.
+
+    Example:
+        >>> backbone_path("alex").name
+        'alexnet-owt-7be5be79.pth'
+    """
+    _check_net(net)
+    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONES[net].file_name
+
+
+def backbone_available(net: str = "alex") -> bool:
+    """True when ``backbone_path(net)`` exists, i.e. ``LPIPS(net)`` will work offline."""
+    return backbone_path(net).is_file()
+
+
+def linear_weights_path(net: str = "alex") -> Path:
+    """The file of learned linear weights that the installed ``lpips`` package ships (version 0.1).
+
+    Raises:
+        ValueError: for an unknown ``net``.
+        ModuleNotFoundError: if the ``lpips`` package is not installed (``pip install lpips``).
+    """
+    _check_net(net)
+    try:
+        root = importlib.resources.files("lpips")
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError(
+            "the linear weights of LPIPS come from the lpips package: pip install lpips, "
+            "or pass linear_weights=<path to v0.1/<net>.pth>") from err
+    return Path(str(root / "weights" / "v0.1" / f"{net}.pth"))
+
+
+class LPIPS(nn.Module):
+    """LPIPS distance, book equation (lpips); equal to ``lpips.LPIPS(net=net)`` given the same backbone.
+
+    Args:
+        net: ``"alex"`` (default, as in ``lpips``), ``"vgg"`` (VGG-16) or ``"squeeze"`` (SqueezeNet 1.1).
+        backbone_weights: a torchvision state-dict file for the backbone; default: look in the torch
+            hub cache (``backbone_path(net)``), then download if ``download``.
+        download: allow downloading the backbone with torchvision's weights API when it is not cached.
+        linear_weights: the lpips linear-layer file; default: the one the ``lpips`` package ships.
+        random_backbone: FOR TESTS ONLY: use a randomly initialised backbone (the distance is then
+            meaningless). Never done unless asked.
+
+    Shapes:
+        ``forward(x, y)``: x, y of shape (N, 3, H, W), values in [-1, 1], H, W >= a minimum size
+        (31 for alex, 16 for vgg, 17 for squeeze); returns (N,) non-negative distances (0 iff the
+        features agree), in the module's dtype (float32 unless converted).
+
+    Raises:
+        ValueError: for an unknown ``net``.
+        BackboneWeightsNotFoundError: if the backbone weights are absent and cannot be downloaded;
+            the message names the expected file.
+
+    Example:
+        >>> metric = LPIPS("squeeze", random_backbone=True)  # random weights: for this example only
+        >>> x = torch.rand(2, 3, 32, 32) * 2 - 1
+        >>> d = metric(x, x.flip(-1)); d.shape, bool((d > 0).all()), float(metric(x, x).abs().max())
+        (torch.Size([2]), True, 0.0)
+    """
+
+    def __init__(self, net: str = "alex", backbone_weights: str | os.PathLike | None = None,
+                 download: bool = True, linear_weights: str | os.PathLike | None = None,
+                 random_backbone: bool = False):
+        super().__init__()
+        _check_net(net)
+        spec = BACKBONES[net]
+        self.net = net
+        self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
+        features = _build_features(spec, net, backbone_weights, download, random_backbone)
+        starts = (0, *spec.cuts[:-1])
+        self.slices = nn.ModuleList(nn.Sequential(*features[a:b]) for a, b in zip(starts, spec.cuts, strict=True))
+        for p in self.slices.parameters():
+            p.requires_grad_(False)
+        path = Path(linear_weights) if linear_weights is not None else linear_weights_path(net)
+        if not path.is_file():
+            raise FileNotFoundError(f"LPIPS linear weights not found at {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for k, ch in enumerate(spec.channels):
+            weight = state[f"lin{k}.model.1.weight"]  # the 1x1 convolution, shape (1, ch, 1, 1)
+            if weight.shape != (1, ch, 1, 1):
+                raise ValueError(f"linear_weights: lin{k} has shape {tuple(weight.shape)}, expected (1, {ch}, 1, 1)")
+            self.register_buffer(f"lin{k}", weight.reshape(1, ch, 1, 1).clone())
+        self.eval()
+
+    @property
+    def min_size(self) -> int:
+        return BACKBONES[self.net].min_size
+
+    def layer_distances(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        """The per-layer terms of equation (lpips), each of shape (N,); their sum is ``forward``."""
+        _check_inputs(x, y, self.min_size)
+        n = x.shape[0]
+        dtype = self.shift.dtype
+        h = (torch.cat([x, y]).to(dtype) - self.shift) / self.scale
+        out = []
+        for k, block in enumerate(self.slices):
+            h = block(h)
+            f = h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS)  # unit norm along channels
+            diff2 = (f[:n] - f[n:]).pow(2)
+            out.append((diff2 * getattr(self, f"lin{k}")).sum(dim=1).mean(dim=(1, 2)))
+        return out
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One LPIPS distance per image pair, shape (N,); see the class docstring."""
+        return torch.stack(self.layer_distances(x, y)).sum(dim=0)
+
+
+def _check_net(net: str) -> None:
+    if net not in BACKBONES:
+        raise ValueError(f"net must be one of {sorted(BACKBONES)}, got {net!r}")
+
+
+def _check_inputs(x: torch.Tensor, y: torch.Tensor, min_size: int) -> None:
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.ndim != 4 or t.shape[1] != 3:
+            raise ValueError(f"{name} must have shape (N, 3, H, W) (RGB; repeat a grayscale image "
+                             f"with .expand(-1, 3, -1, -1)), got {tuple(t.shape)}")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if min(x.shape[-2:]) < min_size:
+        raise ValueError(f"x and y must be at least {min_size}x{min_size} pixels for this backbone, "
+                         f"got {tuple(x.shape[-2:])}")
+    for name, t in (("x", x), ("y", y)):
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or inf")
+        low, high = float(t.min()), float(t.max())
+        if low < -1 or high > 1:
+            raise ValueError(f"{name} has values in [{low:.4g}, {high:.4g}], outside [-1, 1]; "
+                             "LPIPS expects 2 * image - 1 for images in [0, 1]")
+
+
+def _build_features(spec: Backbone, net: str, backbone_weights, download: bool, random_backbone: bool) -> nn.Module:
+    import torchvision
+
+    builder = getattr(torchvision.models, spec.builder)
+    if random_backbone:
+        return builder(weights=None).features
+    state = _load_backbone_state(spec, net, backbone_weights, download)
+    with torch.device("meta"):  # no time spent initialising weights that are replaced next
+        model = builder(weights=None)
+    model.load_state_dict(state, assign=True)
+    return model.features.float()
+
+
+def _load_backbone_state(spec: Backbone, net: str, backbone_weights, download: bool) -> dict:
+    if backbone_weights is not None:
+        path = Path(backbone_weights)
+        if not path.is_file():
+            raise BackboneWeightsNotFoundError(f"backbone_weights={str(path)!r} does not exist")
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    path = backbone_path(net)
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    how = (f"LPIPS(net={net!r}) needs torchvision's ImageNet weights of {spec.builder}, expected at {path} "
+           f"(torch hub cache; set TORCH_HOME to look elsewhere). Get them by running "
+           f"torchvision.models.{spec.builder}(weights='IMAGENET1K_V1') once on a machine with internet and "
+           f"copying {spec.file_name} there, or pass backbone_weights=<path to {spec.file_name}>.")
+    if not download:
+        raise BackboneWeightsNotFoundError(how)
+    import torchvision
+
+    try:
+        return torchvision.models.get_weight(spec.weights).get_state_dict(progress=False, check_hash=True)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError
+        raise BackboneWeightsNotFoundError(f"{how} (download failed: {err})") from err
