@@ -1,0 +1,108 @@
+"""Checkers for the pixel and perceptual metrics chapter (notebook 05_pixel_and_perceptual_metrics)."""
+
+from __future__ import annotations
+
+import torch
+
+from course_lib import metrics
+from course_lib.exercises import Exercise, Mistake
+
+
+def _psnr_cases(g: torch.Generator):
+    """Batches in [0, 1] whose images have very different errors, so that where the mean is taken shows."""
+    cases = []
+    for shape in [(4, 1, 28, 28), (3, 3, 8, 6), (2, 1, 5, 7)]:
+        target = torch.rand(shape, generator=g)
+        scale = torch.logspace(-2.5, -0.5, shape[0]).view(-1, 1, 1, 1)  # noise from 0.003 to 0.3
+        preds = (target + scale * torch.randn(shape, generator=g)).clamp(0, 1)
+        cases.append((preds, target))
+    return cases
+
+
+def _psnr_reference(preds, target):
+    return metrics.psnr(preds, target, data_range=1.0)
+
+
+def _per_image_mse(a, b):
+    return (a.double() - b.double()).pow(2).flatten(1).mean(1)
+
+
+check_psnr = Exercise(
+    "Exercise 5.1, PSNR of a batch of images in [0, 1] (psnr)",
+    _psnr_reference,
+    "course_lib.metrics.psnr",
+    _psnr_cases,
+    mistakes=[
+        Mistake("MAX is the largest possible pixel value: 1 for images in [0, 1], not 255 (that is for uint8).",
+                lambda p, t: (10 * torch.log10(255.0**2 / _per_image_mse(p, t))).mean()),
+        Mistake("you averaged the MSE over the batch before taking the log; compute one PSNR per image "
+                "(MSE over its pixels only), then average the PSNRs.",
+                lambda p, t: 10 * torch.log10(1.0 / _per_image_mse(p, t).mean())),
+        Mistake("decibels use log10, not the natural log.",
+                lambda p, t: (10 * torch.log(1.0 / _per_image_mse(p, t))).mean()),
+        Mistake("with the MSE (a squared error) the factor is 10; 20 goes with the RMSE: 20 log10(MAX / RMSE).",
+                lambda p, t: (20 * torch.log10(1.0 / _per_image_mse(p, t))).mean()),
+    ],
+    rtol=1e-4,
+)
+"""Example:
+    >>> check_psnr.grade(lambda p, t: 10 * torch.log10(1 / ((p - t) ** 2).mean())).status
+    'wrong'
+"""
+
+
+def _window_cases(g: torch.Generator):
+    """7x7 windows: textured, low-contrast (where the constants matter), anti-correlated, and in [0, 255]."""
+    cases = []
+    for contrast, sign, data_range in [(0.3, 1, 1.0), (0.02, 1, 1.0), (0.1, -1, 1.0), (0.01, 1, 1.0),
+                                       (0.2, 1, 255.0), (0.03, -1, 255.0)]:
+        base = 0.2 + 0.6 * torch.rand((), generator=g)
+        x = (base + contrast * torch.randn(7, 7, generator=g)).clamp(0, 1)
+        y = (base + 0.05 + sign * (x - base) + 0.5 * contrast * torch.randn(7, 7, generator=g)).clamp(0, 1)
+        cases.append((x * data_range, y * data_range, data_range))
+    return cases
+
+
+def _terms(x, y, data_range, var, c1, c2, c3):
+    x, y = x.double().flatten(), y.double().flatten()
+    mx, my = x.mean(), y.mean()
+    vx, vy, cov = var(x, x), var(y, y), var(x, y)
+    sx, sy = vx.sqrt(), vy.sqrt()
+    return ((2 * mx * my + c1) / (mx**2 + my**2 + c1), (2 * sx * sy + c2) / (vx + vy + c2), (cov + c3) / (sx * sy + c3))
+
+
+def _population(a, b):
+    return ((a - a.mean()) * (b - b.mean())).mean()
+
+
+def _sample(a, b):
+    return ((a - a.mean()) * (b - b.mean())).sum() / (a.numel() - 1)
+
+
+def _with(var=_population, k1=0.01, k2=0.03, use_range=True, square=True, c3_factor=0.5):
+    def wrong(x, y, data_range):
+        L = data_range if use_range else 1.0
+        c1, c2 = ((k1 * L) ** 2, (k2 * L) ** 2) if square else (k1 * L, k2 * L)
+        return _terms(x, y, data_range, var, c1, c2, c3_factor * c2)
+    return wrong
+
+
+check_ssim_window = Exercise(
+    "Exercise 5.2, SSIM's three terms on one window (ssim-l, ssim-c, ssim-s)",
+    metrics.ssim_terms,
+    "course_lib.metrics.ssim_terms",
+    _window_cases,
+    mistakes=[
+        Mistake("the variances and the covariance divide by n - 1 (torch.var's default); SSIM's window "
+                "statistics are weighted means: divide by n (torch.var(x, correction=0)).", _with(var=_sample)),
+        Mistake("the constants depend on the data range: C1 = (K1 L)^2 and C2 = (K2 L)^2 with L = data_range "
+                "(255 for uint8 images), not L = 1.", _with(use_range=False)),
+        Mistake("C3 is C2 / 2, not C2: that choice is what lets c * s simplify to "
+                "(2 sigma_xy + C2) / (sigma_x^2 + sigma_y^2 + C2).", _with(c3_factor=1.0)),
+        Mistake("the constants are squares: C1 = (K1 L)^2, C2 = (K2 L)^2.", _with(square=False)),
+    ],
+)
+"""Example:
+    >>> check_ssim_window.grade(lambda x, y, L: (1.0, 1.0, 1.0)).status
+    'wrong'
+"""
