@@ -12,12 +12,13 @@ training history and the test metrics measured right after training.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
 import torch
 
-from course_lib import autoencoder, checkpoints
+from course_lib import autoencoder, checkpoints, vq
 from course_lib.data import load_fashion_mnist
 from course_lib.metrics import psnr
 from course_lib.runtime import get_device, seed_everything
@@ -49,9 +50,70 @@ def autoencoder_recipe(latent_dim: int, epochs: int = 15):
     return run
 
 
+VQVAE_KWARGS = {"num_codes": 64, "code_dim": 16, "channels": 16}  # K = 64 codes of D = 16 on a 7x7 grid
+
+
+def vqvae_recipe(mode: str = "plain", restart_after: int = 0, passes: int = 4, chunk_size: int = 11000):
+    """A VQ-VAE trained for ``passes`` passes over the training set, logged every ``chunk_size`` images."""
+    def run(device):
+        x_train, x_val, x_test = fashion_splits()
+        seed_everything(0)
+        init_kwargs = {**VQVAE_KWARGS, "mode": mode, "restart_after": restart_after}
+        model = vq.VQVAE(**init_kwargs)
+        recipe = {"passes": passes, "chunk_size": chunk_size, "lr": 1e-3, "batch_size": 128, "seed": 0,
+                  "val_subset": 2000}
+        history = vq.train_in_chunks(
+            model, vq.vqvae_loss, x_train, chunk_size=chunk_size, passes=passes, lr=1e-3, batch_size=128, seed=0,
+            val_data=x_val[:2000], device=device, progress=False,
+            on_epoch_end=vq.codebook_tracker(model, x_val[:2000]),
+        )
+        model.eval()
+        x_hat = autoencoder.reconstruct_dataset(model, x_test)
+        indices = vq.encode_indices_dataset(model, x_test)
+        metrics = {
+            "test_loss": evaluate(model, vq.vqvae_loss, x_test)["loss"],
+            "test_mse_per_pixel": float((x_hat - x_test).pow(2).mean()),
+            "test_psnr_db": float(psnr(x_hat.clamp(0, 1), x_test)),
+            "test_codebook_perplexity": float(vq.perplexity(indices, model.num_codes)),
+            "num_codes": model.num_codes,
+            "test_dead_codes": vq.dead_codes(indices, model.num_codes),
+        }
+        return model, init_kwargs, recipe, history, metrics
+    return run
+
+
+def vq_prior_recipe(vqvae_name: str, epochs: int = 4):
+    """The autoregressive prior over the 7x7 codes of the (already trained) VQ-VAE ``vqvae_name``."""
+    def run(device, out=checkpoints.PRETRAINED_DIR):
+        x_train, x_val, x_test = fashion_splits()
+        vqvae, _ = checkpoints.load_pretrained(vqvae_name, device, manifest=Path(out) / "manifest.json")
+        codes = {name: vq.encode_indices_dataset(vqvae, x) for name, x in
+                 (("train", x_train), ("val", x_val), ("test", x_test))}
+        seed_everything(0)
+        init_kwargs = {"num_codes": vqvae.num_codes, "grid": list(vqvae.grid)}
+        prior = vq.CodePrior(**init_kwargs)
+        recipe = {"vqvae": vqvae_name, "epochs": epochs, "lr": 1e-3, "batch_size": 128, "seed": 0}
+        history = train(prior, vq.prior_loss, codes["train"], val_data=codes["val"], device=device, progress=False,
+                        **{k: v for k, v in recipe.items() if k != "vqvae"})
+        test = evaluate(prior, vq.prior_loss, codes["test"])
+        grid_size = math.prod(vqvae.grid)
+        metrics = {
+            "test_nll_nats_per_image": test["loss"],
+            "test_bits_per_code": test["bits_per_code"],
+            "uniform_nll_nats_per_image": grid_size * math.log(vqvae.num_codes),
+            "uniform_bits_per_code": math.log2(vqvae.num_codes),
+        }
+        return prior, init_kwargs, recipe, history, metrics
+    return run
+
+
 RECIPES = {
     "autoencoder_latent2": autoencoder_recipe(2),
     "autoencoder_latent16": autoencoder_recipe(16),
+    "vqvae_k64": vqvae_recipe("plain"),
+    "vqvae_k64_ema": vqvae_recipe("ema"),
+    "vqvae_k64_restart": vqvae_recipe("plain", restart_after=20),
+    "vq_prior_k64": vq_prior_recipe("vqvae_k64"),
 }
 
 

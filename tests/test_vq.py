@@ -1,0 +1,262 @@
+"""Tests of course_lib.vq against independent references: brute force loops, hand-computed cases, autograd."""
+
+import math
+
+import pytest
+import torch
+
+from course_lib import vq
+from course_lib.exercises import vq as vq_exercises
+
+
+# --------------------------------------------------------------------------- quantization
+def brute_force_nearest(z, codebook):
+    out = []
+    for vector in z.reshape(-1, z.shape[-1]):
+        best, best_d = None, math.inf
+        for k, code in enumerate(codebook):
+            d = sum((float(a) - float(b)) ** 2 for a, b in zip(vector, code, strict=True))
+            if d < best_d:
+                best, best_d = k, d
+        out.append(best)
+    return torch.tensor(out).reshape(z.shape[:-1])
+
+
+@pytest.mark.parametrize("shape, k", [((20, 3), 7), ((2, 7, 7, 4), 16), ((5, 1), 4)])
+def test_quantize_returns_the_true_nearest_code(shape, k):
+    g = torch.Generator().manual_seed(k)
+    codebook = torch.randn(k, shape[-1], generator=g) * torch.rand(k, 1, generator=g).mul(3)
+    z = torch.randn(shape, generator=g)
+    z_q, idx = vq.quantize(z, codebook)
+    expected = brute_force_nearest(z, codebook)
+    assert torch.equal(idx, expected)
+    assert torch.allclose(z_q, codebook[expected], atol=1e-6)  # z_e + (e - z_e) rounds
+
+
+def test_quantize_hand_case_where_dot_product_disagrees():
+    codebook = torch.tensor([[1.0, 0.0], [10.0, 0.0]])
+    # z.e is largest for the long code, but the short one is nearer
+    assert vq.nearest_code(torch.tensor([[1.5, 0.0]]), codebook).tolist() == [0]
+
+
+def test_straight_through_forward_is_e_and_gradient_passes_unchanged():
+    z_e = torch.randn(3, 7, 7, 4, requires_grad=True)
+    codebook = torch.randn(10, 4, requires_grad=True)
+    z_q, idx = vq.quantize(z_e, codebook)
+    assert torch.allclose(z_q.detach(), codebook[idx].detach(), atol=1e-6)
+    upstream = torch.randn_like(z_q)
+    (z_q * upstream).sum().backward()
+    assert torch.equal(z_e.grad, upstream)  # identity Jacobian: the decoder's gradient, unchanged
+    assert codebook.grad is None or torch.count_nonzero(codebook.grad) == 0
+
+
+# --------------------------------------------------------------------------- the VQ loss
+def test_codebook_loss_moves_only_the_codebook_and_commitment_only_the_encoder():
+    z_e = torch.randn(4, 5, 3, requires_grad=True)
+    codebook = torch.randn(6, 3, requires_grad=True)
+    _, idx = vq.quantize(z_e, codebook)
+    codebook_term, commitment_term = vq.vq_loss_terms(z_e, codebook[idx])
+    codebook_term.backward()
+    assert z_e.grad is None and codebook.grad is not None and codebook.grad.abs().sum() > 0
+    codebook.grad = None
+    commitment_term.backward()
+    assert codebook.grad is None and z_e.grad.abs().sum() > 0
+
+
+def test_vq_loss_value_and_gradients_against_formula():
+    z_e = torch.randn(3, 4, 2, requires_grad=True)
+    e = torch.randn(3, 4, 2, requires_grad=True)
+    beta = 0.25
+    loss = vq.vq_loss(z_e, e, beta)
+    loss.backward()
+    n = z_e.shape[0]
+    diff = (z_e - e).detach()
+    assert torch.allclose(loss, (1 + beta) * diff.pow(2).sum() / n)
+    assert torch.allclose(z_e.grad, beta * 2 * diff / n)  # the commitment term only
+    assert torch.allclose(e.grad, -2 * diff / n)  # the codebook term only
+
+
+def test_vq_loss_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="beta"):
+        vq.vq_loss(torch.zeros(2, 3), torch.zeros(2, 3), beta=-1.0)
+    with pytest.raises(ValueError, match="z_e and e"):
+        vq.vq_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_quantize_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="codebook"):
+        vq.quantize(torch.zeros(2, 3), torch.zeros(3))
+    with pytest.raises(ValueError, match="z_e"):
+        vq.quantize(torch.zeros(2, 4), torch.zeros(5, 3))
+
+
+# --------------------------------------------------------------------------- perplexity
+def test_perplexity_uniform_single_and_hand_case():
+    assert torch.isclose(vq.perplexity(torch.arange(16).repeat(3), 16), torch.tensor(16.0))
+    assert torch.isclose(vq.perplexity(torch.full((10,), 3), 16), torch.tensor(1.0))
+    # p = (1/2, 1/4, 1/4): H = 1.5 ln 2 nats, perplexity 2**1.5
+    assert torch.isclose(vq.perplexity(torch.tensor([0, 0, 1, 2]), 8), torch.tensor(2**1.5))
+
+
+def test_perplexity_and_dead_codes_bad_input():
+    with pytest.raises(ValueError, match="num_codes"):
+        vq.perplexity(torch.tensor([0, 1]), 0)
+    with pytest.raises(ValueError, match="indices"):
+        vq.perplexity(torch.tensor([0, 9]), 4)
+    with pytest.raises(ValueError, match="indices"):
+        vq.perplexity(torch.tensor([0.0, 1.0]), 4)
+    assert vq.dead_codes(torch.tensor([0, 0, 3]), 5) == 3
+
+
+# --------------------------------------------------------------------------- codebook updates
+def test_ema_update_matches_a_hand_computed_step():
+    quantizer = vq.VectorQuantizer(num_codes=2, code_dim=1, mode="ema", decay=0.5, eps=0.0)
+    with torch.no_grad():
+        quantizer.codebook.copy_(torch.tensor([[0.0], [4.0]]))
+        quantizer.ema_sum.copy_(torch.tensor([[0.0], [4.0]]))
+    z = torch.tensor([[0.0], [1.0], [3.0]])  # codes 0, 0, 1
+    quantizer.train()
+    _, idx, _ = quantizer(z)
+    assert idx.tolist() == [0, 0, 1]
+    # N = 0.5 * [1, 1] + 0.5 * [2, 1] = [1.5, 1]; m = 0.5 * [0, 4] + 0.5 * [0 + 1, 3] = [0.5, 3.5]
+    assert torch.allclose(quantizer.ema_count, torch.tensor([1.5, 1.0]))
+    assert torch.allclose(quantizer.codebook, torch.tensor([[0.5 / 1.5], [3.5]]))
+    quantizer.eval()  # no update in eval mode
+    before = quantizer.codebook.clone()
+    quantizer(z)
+    assert torch.equal(quantizer.codebook, before)
+
+
+def test_ema_codebook_has_no_gradient_and_plain_codebook_has_one():
+    z = torch.randn(8, 3)
+    ema = vq.VectorQuantizer(4, 3, mode="ema")
+    assert not any(p is ema.codebook for p in ema.parameters())
+    _, _, terms = ema(z)
+    assert not terms["codebook"].requires_grad
+    plain = vq.VectorQuantizer(4, 3)
+    _, _, terms = plain(z)
+    terms["codebook"].backward()
+    assert plain.codebook.grad is not None
+
+
+def test_dead_code_restart_revives_unused_codes():
+    torch.manual_seed(0)
+    quantizer = vq.VectorQuantizer(num_codes=4, code_dim=2, restart_after=3)
+    with torch.no_grad():
+        quantizer.codebook.copy_(torch.tensor([[0.0, 0.0], [0.1, 0.0], [100.0, 100.0], [-100.0, 50.0]]))
+    z = torch.randn(64, 2) * 0.5
+    quantizer.train()
+    for step in range(3):
+        _, idx, _ = quantizer(z)
+        if step < 2:
+            assert vq.dead_codes(idx, 4) == 2 and quantizer.codebook[2, 0] == 100.0
+    # after 3 unused steps, codes 2 and 3 sit on encoder outputs of the batch and get used
+    for k in (2, 3):
+        assert (quantizer.codebook[k].detach() - z).abs().sum(1).min() == 0
+    _, idx, _ = quantizer(z)
+    assert vq.dead_codes(idx, 4) < 2
+
+
+def test_vector_quantizer_bad_arguments():
+    with pytest.raises(ValueError, match="mode"):
+        vq.VectorQuantizer(4, 2, mode="kmeans")
+    with pytest.raises(ValueError, match="num_codes"):
+        vq.VectorQuantizer(0, 2)
+    with pytest.raises(ValueError, match="restart_after"):
+        vq.VectorQuantizer(4, 2, restart_after=-1)
+
+
+# --------------------------------------------------------------------------- the VQ-VAE
+def test_vqvae_objective_terms_and_a_few_steps_reduce_the_loss():
+    torch.manual_seed(0)
+    model = vq.VQVAE(num_codes=16, code_dim=8, channels=8)
+    x = torch.rand(8, 1, 28, 28)
+    terms = vq.vqvae_loss(model, x)
+    assert set(terms) == {"loss", "recon", "codebook", "commitment", "perplexity"}
+    assert 1 <= terms["perplexity"] <= 16
+    assert torch.isclose(terms["loss"], terms["recon"] + terms["codebook"] + 0.25 * terms["commitment"])
+    first = terms["loss"].item()
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(10):
+        loss = vq.vqvae_loss(model, x)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first
+    assert torch.allclose(model.decode_indices(model.encode_indices(x)), model.eval()(x), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- the prior
+def test_prior_is_causal_by_gradients():
+    torch.manual_seed(0)
+    prior = vq.CodePrior(num_codes=6, grid=(4, 5), embed_dim=3, channels=8, blocks=2)
+    h = torch.randn(1, 3, 4, 5, requires_grad=True)
+    logits = prior.logits_from_embedding(h)
+    for i in range(4):
+        for j in range(5):
+            (grad,) = torch.autograd.grad(logits[0, :, i, j].sum(), h, retain_graph=True)
+            seen = grad.abs().sum(dim=(0, 1)) > 0  # (4, 5): which inputs affect output (i, j)
+            order = torch.arange(20).reshape(4, 5)
+            assert not seen[order >= 5 * i + j].any(), f"position {(i, j)} sees the present or the future"
+            assert seen[order < 5 * i + j].all(), f"position {(i, j)} misses part of its past (blind spot)"
+
+
+def test_prior_nll_matches_a_loop_over_positions_and_uniform_baseline():
+    torch.manual_seed(0)
+    prior = vq.CodePrior(num_codes=5, grid=(3, 3), embed_dim=4, channels=8, blocks=1)
+    codes = torch.randint(5, (2, 3, 3))
+    logits = prior(codes)
+    by_hand = torch.zeros(2)
+    for n in range(2):
+        for i in range(3):
+            for j in range(3):
+                by_hand[n] -= torch.log_softmax(logits[n, :, i, j], 0)[codes[n, i, j]]
+    assert torch.allclose(vq.prior_nll(prior, codes), by_hand, atol=1e-5)
+    with torch.no_grad():  # zero output weights: uniform p, NLL = 9 ln 5 per grid
+        prior.out[1].weight.zero_()
+        prior.out[1].bias.zero_()
+    assert torch.allclose(vq.prior_nll(prior, codes), torch.full((2,), 9 * math.log(5)))
+    bits = vq.prior_loss(prior, codes)["bits_per_code"]
+    assert torch.isclose(bits, torch.tensor(math.log2(5)))
+
+
+def test_prior_sample_shapes_and_bad_input():
+    prior = vq.CodePrior(num_codes=5, grid=(3, 3), embed_dim=4, channels=8, blocks=1)
+    codes = prior.sample(4, generator=torch.Generator().manual_seed(0))
+    assert codes.shape == (4, 3, 3) and codes.min() >= 0 and codes.max() < 5
+    with pytest.raises(ValueError, match="codes"):
+        prior(torch.zeros(2, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="n must"):
+        prior.sample(0)
+
+
+# --------------------------------------------------------------------------- the checkers
+CHECKERS = [vq_exercises.check_quantize, vq_exercises.check_straight_through, vq_exercises.check_vq_loss,
+            vq_exercises.check_perplexity]
+
+
+@pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.name.split(",")[0])
+def test_checker_passes_reference_and_names_each_mistake(checker):
+    assert checker.grade(checker.reference).passed
+    for mistake in checker.mistakes:
+        verdict = checker.grade(mistake.wrong)
+        assert verdict.status == "wrong" and mistake.hint in verdict.message, (mistake.hint, verdict.message)
+
+
+def test_checkers_accept_student_style_solutions_and_report_stubs():
+    def my_straight_through(z_e, e):
+        return z_e + (e - z_e).detach()
+
+    def my_vq_loss(z_e, e, beta):
+        codebook = ((z_e.detach() - e) ** 2).flatten(1).sum(1).mean()
+        commitment = ((z_e - e.detach()) ** 2).flatten(1).sum(1).mean()
+        return codebook + beta * commitment
+
+    def stub(*args):
+        raise NotImplementedError
+
+    assert vq_exercises.check_straight_through.grade(my_straight_through).passed
+    assert vq_exercises.check_vq_loss.grade(my_vq_loss).passed
+    for checker in CHECKERS:
+        assert checker.grade(stub).status == "not_done"
+        assert checker.grade(lambda *a: None).status == "not_done"
