@@ -196,7 +196,7 @@ def _check_inputs(x: torch.Tensor, y: torch.Tensor, min_size: int) -> None:
     for name, t in (("x", x), ("y", y)):
         if not torch.isfinite(t).all():
             raise ValueError(f"{name} contains NaN or inf")
-        low, high = float(t.min()), float(t.max())
+        low, high = float(t.detach().min()), float(t.detach().max())
         if low < -1 or high > 1:
             raise ValueError(f"{name} has values in [{low:.4g}, {high:.4g}], outside [-1, 1]; "
                              "LPIPS expects 2 * image - 1 for images in [0, 1]")
