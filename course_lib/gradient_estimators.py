@@ -115,4 +115,5 @@ def estimator_variance(method: str, f, mu: torch.Tensor, log_sigma: torch.Tensor
 
 def _check(mu: torch.Tensor, log_sigma: torch.Tensor) -> None:
     if mu.ndim != 1 or mu.shape != log_sigma.shape:
-        raise ValueError(f"mu and log_sigma must be 1-D of equal shape, got {tuple(mu.shape)} and {tuple(log_sigma.shape)}")
+        raise ValueError(
+            f"mu and log_sigma must be 1-D of equal shape, got {tuple(mu.shape)} and {tuple(log_sigma.shape)}")

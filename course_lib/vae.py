@@ -214,7 +214,7 @@ def continuous_bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -
 
 
 def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | float) -> torch.Tensor:
-    """Book equation (vae-gauss): log N(x; mean, sigma^2 I) = -1/2 sum_i [(x_i - m_i)^2 / sigma^2 + log sigma^2 + log 2 pi].
+    """Book equation (vae-gauss): log N(x; mean, s^2 I) = -1/2 sum_i [(x_i - m_i)^2 / s^2 + log s^2 + log 2 pi].
 
     With a fixed sigma this is the squared error scaled by 1 / (2 sigma^2) plus a constant: the
     autoencoder's loss (ae-loss) is a Gaussian likelihood with sigma^2 = 1/2.
@@ -340,7 +340,7 @@ class VAE(nn.Module):
 
 
 class ConvVAE(VAE):
-    """Convolutional VAE: the autoencoder's ``conv_encoder``/``conv_decoder``, the encoder giving 2 * latent_dim outputs.
+    """Convolutional VAE: the autoencoder's ``conv_encoder`` (with 2 * latent_dim outputs) and ``conv_decoder``.
 
     Example:
         >>> model = ConvVAE(latent_dim=2)

@@ -1,0 +1,295 @@
+"""Tests of course_lib.vae against independent references (torch.distributions, hand-computed values)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import distributions as D
+
+from course_lib import vae
+from course_lib.checkpoints import read_manifest
+from course_lib.exercises import vae as ex
+
+
+def test_reparameterize_uses_std_and_given_eps():
+    mu = torch.tensor([[1.0, -2.0, 0.0]])
+    logvar = torch.log(torch.tensor([[4.0, 0.25, 1.0]]))
+    eps = torch.tensor([[1.0, 2.0, -3.0]])
+    assert torch.allclose(vae.reparameterize(mu, logvar, eps), torch.tensor([[3.0, -1.0, -3.0]]))
+
+
+def test_reparameterize_has_the_right_distribution_and_gradients():
+    torch.manual_seed(0)
+    mu = torch.tensor([0.5, -1.0], requires_grad=True)
+    logvar = torch.tensor([0.0, math.log(9.0)], requires_grad=True)
+    z = vae.reparameterize(mu.expand(200_000, 2), logvar.expand(200_000, 2))
+    assert torch.allclose(z.mean(0), mu.detach(), atol=0.02)
+    assert torch.allclose(z.std(0), torch.tensor([1.0, 3.0]), rtol=0.01)
+    z.mean(0).sum().backward()  # d mean(z) / d mu = 1: the sample is differentiable in mu
+    assert torch.allclose(mu.grad, torch.ones(2))
+
+
+def test_reparameterize_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="logvar"):
+        vae.reparameterize(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="eps"):
+        vae.reparameterize(torch.zeros(2, 3), torch.zeros(2, 3), eps=torch.zeros(3))
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    g = torch.Generator().manual_seed(1)
+    mu, logvar = (torch.randn(7, 5, generator=g, dtype=torch.float64) for _ in range(2))
+    q = D.Independent(D.Normal(mu, (0.5 * logvar).exp()), 1)
+    p = D.Independent(D.Normal(torch.zeros_like(mu), torch.ones_like(mu)), 1)
+    expected = D.kl_divergence(q, p)
+    assert vae.gaussian_kl(mu, logvar).shape == (7,)
+    assert torch.allclose(vae.gaussian_kl(mu, logvar), expected, atol=1e-12)
+    assert torch.allclose(vae.gaussian_kl_per_dim(mu, logvar).sum(1), expected, atol=1e-12)
+
+
+def test_gaussian_kl_zero_at_prior_and_rejects_bad_shapes():
+    assert torch.equal(vae.gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 4)), torch.zeros(3))
+    with pytest.raises(ValueError, match="mu and logvar"):
+        vae.gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 5))
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        vae.gaussian_kl(torch.zeros(4), torch.zeros(4))
+
+
+def test_gaussian_log_density_matches_torch():
+    g = torch.Generator().manual_seed(2)
+    z, mu, lv = (torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    expected = D.Normal(mu, (0.5 * lv).exp()).log_prob(z).sum(-1)
+    assert torch.allclose(vae.gaussian_log_density(z, mu, lv), expected, atol=1e-12)
+
+
+def test_bernoulli_log_likelihood_matches_torch():
+    g = torch.Generator().manual_seed(3)
+    logits = 4 * torch.randn(5, 1, 6, 6, generator=g, dtype=torch.float64)
+    x = torch.bernoulli(torch.full((5, 1, 6, 6), 0.3, dtype=torch.float64), generator=g)
+    expected = D.Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1)
+    assert torch.allclose(vae.bernoulli_log_likelihood(logits, x), expected, atol=1e-10)
+    # far in the tails the logits form stays finite where log(sigmoid) would give -inf
+    assert torch.isfinite(vae.bernoulli_log_likelihood(torch.full((1, 2), 200.0), torch.zeros(1, 2))).all()
+    with pytest.raises(ValueError, match="logits and x"):
+        vae.bernoulli_log_likelihood(logits, x[:, :, :3])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_continuous_bernoulli_matches_torch(dtype):
+    logits = torch.linspace(-8, 8, 161, dtype=dtype)  # includes 0 and tiny |logits|
+    logits = torch.cat([logits, torch.tensor([1e-4, -1e-4, 0.099, 0.101], dtype=dtype)])
+    ref = D.ContinuousBernoulli(logits=logits)
+    tol = 1e-4 if dtype == torch.float32 else 1e-6
+    assert torch.allclose(vae.continuous_bernoulli_log_norm(logits), ref._cont_bern_log_norm(), atol=tol)
+    assert torch.allclose(vae.continuous_bernoulli_mean(logits), ref.mean, atol=tol)
+    x = torch.rand(len(logits), dtype=dtype)
+    got = vae.continuous_bernoulli_log_likelihood(logits.view(1, -1), x.view(1, -1))
+    assert torch.allclose(got, ref.log_prob(x).sum().view(1), atol=tol * len(x))
+
+
+def test_continuous_bernoulli_is_normalised():
+    # a density integrates to 1 over [0, 1], whatever the logit; the Bernoulli "density" of grey levels does not
+    x = torch.linspace(0, 1, 20001, dtype=torch.float64)
+    for eta in (-5.0, -0.5, 0.0, 0.05, 3.0):
+        logits = torch.full((len(x), 1), eta, dtype=torch.float64)
+        density = vae.continuous_bernoulli_log_likelihood(logits, x.view(-1, 1)).exp()
+        assert torch.trapezoid(density, x).item() == pytest.approx(1.0, abs=1e-6)
+        bce_density = vae.bernoulli_log_likelihood(logits, x.view(-1, 1)).exp()
+        if eta != 0.0:
+            assert torch.trapezoid(bce_density, x).item() < 0.99
+
+
+def test_gaussian_log_likelihood_matches_torch_fixed_and_tensor_variance():
+    g = torch.Generator().manual_seed(4)
+    mean, x = (torch.rand(3, 1, 4, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    for logvar in (0.0, -3.0, torch.tensor(-1.5, dtype=torch.float64)):
+        expected = D.Normal(mean, math.exp(0.5 * float(logvar))).log_prob(x).flatten(1).sum(1)
+        assert torch.allclose(vae.gaussian_log_likelihood(mean, x, logvar), expected, atol=1e-10)
+
+
+def test_binarize_is_bernoulli_of_grey_levels_and_reproducible():
+    x = torch.full((100_000,), 0.3)
+    b = vae.binarize(x, torch.Generator().manual_seed(0))
+    assert set(b.unique().tolist()) <= {0.0, 1.0}
+    assert b.mean().item() == pytest.approx(0.3, abs=0.01)
+    assert torch.equal(b, vae.binarize(x, torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        vae.binarize(torch.tensor([1.5]))
+
+
+def test_iwae_bound_hand_computed_and_stable():
+    log_w = torch.log(torch.tensor([[1.0, 2.0], [3.0, 2.0], [5.0, 2.0]]))
+    assert torch.allclose(vae.iwae_bound(log_w), torch.log(torch.tensor([3.0, 2.0])))
+    assert torch.allclose(vae.iwae_bound(log_w[:1]), log_w[0])  # k = 1: the ELBO sample itself
+    shifted = vae.iwae_bound(log_w - 1000.0)  # real log-weights are around -1000 nats
+    assert torch.allclose(shifted, torch.log(torch.tensor([3.0, 2.0])) - 1000.0)
+    with pytest.raises(ValueError, match="log_w"):
+        vae.iwae_bound(torch.zeros(5))
+
+
+def test_active_units_counts_variance_above_threshold():
+    g = torch.Generator().manual_seed(5)
+    mu = torch.cat([torch.randn(1000, 2, generator=g), 0.05 * torch.randn(1000, 3, generator=g)], dim=1)
+    count, variances = vae.active_units(mu)
+    assert count == 2 and variances.shape == (5,)
+    assert torch.allclose(variances, mu.var(0))
+    with pytest.raises(ValueError, match="mu"):
+        vae.active_units(torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("cls", [vae.ConvVAE, vae.MLPVAE])
+@pytest.mark.parametrize("likelihood", vae.LIKELIHOODS)
+def test_models_shapes_and_objective(cls, likelihood):
+    torch.manual_seed(0)
+    model = cls(latent_dim=3, likelihood=likelihood)
+    x = torch.rand(4, 1, 28, 28)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (4, 3)
+    assert model(x).shape == x.shape and model.sample(5).shape == (5, 1, 28, 28)
+    assert 0 <= model(x).min() and model(x).max() <= 1
+    terms = vae.ELBOObjective(binarize=likelihood == "bernoulli")(model, x)
+    assert set(terms) == {"loss", "recon", "kl"}
+    assert torch.allclose(terms["loss"], terms["recon"] + terms["kl"])
+    terms["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ValueError, match="x must have shape"):
+        model.encode(torch.rand(4, 784))
+    with pytest.raises(ValueError, match="z must have shape"):
+        model.decode(torch.rand(4, 5))
+
+
+def test_model_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="likelihood"):
+        vae.ConvVAE(2, likelihood="poisson")
+    with pytest.raises(ValueError, match="latent_dim"):
+        vae.MLPVAE(0)
+    with pytest.raises(ValueError, match="beta"):
+        vae.ELBOObjective(beta=-1.0)
+    with pytest.raises(ValueError, match="free_bits"):
+        vae.ELBOObjective(free_bits=-0.1)
+
+
+def test_objective_terms_are_the_per_image_sums_averaged_over_the_batch():
+    torch.manual_seed(0)
+    model = vae.MLPVAE(latent_dim=2, hidden=16)
+    x = vae.binarize(torch.rand(6, 1, 28, 28))
+    torch.manual_seed(1)
+    terms = vae.ELBOObjective(beta=0.5)(model, x)
+    torch.manual_seed(1)
+    mu, logvar = model.encode(x)
+    z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+    recon = D.Bernoulli(logits=model.decoder_output(z)).log_prob(x).flatten(1).sum(1)
+    kl = D.kl_divergence(D.Normal(mu, (0.5 * logvar).exp()), D.Normal(0.0, 1.0)).sum(1)
+    assert torch.allclose(terms["recon"], -recon.mean(), rtol=1e-5)
+    assert torch.allclose(terms["kl"], kl.mean(), rtol=1e-5)
+    assert torch.allclose(terms["loss"], -recon.mean() + 0.5 * kl.mean(), rtol=1e-5)
+    loss = vae.negative_elbo(model.decoder_output(z), x, mu, logvar)
+    assert torch.allclose(loss, -recon.mean() + kl.mean(), rtol=1e-5)
+
+
+def test_free_bits_floors_each_dimension():
+    model = vae.MLPVAE(latent_dim=4, hidden=8)
+    with torch.no_grad():  # an encoder that outputs the prior exactly: KL = 0 in every dimension
+        for p in model.encoder.parameters():
+            p.zero_()
+    x = torch.rand(3, 1, 28, 28)
+    terms = vae.ELBOObjective(free_bits=0.25)(model, vae.binarize(x))
+    assert terms["kl"].item() == 0.0
+    assert torch.allclose(terms["loss"], terms["recon"] + 4 * 0.25)
+
+
+def test_iwae_log_likelihood_chunks_agree_and_iwae_k1_is_elbo():
+    torch.manual_seed(0)
+    model = vae.MLPVAE(latent_dim=2, hidden=16).eval()
+    x = vae.binarize(torch.rand(5, 1, 28, 28), torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    whole = vae.iwae_bound(vae.log_importance_weights(model, x, 12))
+    torch.manual_seed(1)
+    chunked = vae.iwae_log_likelihood(model, x, k=12, max_images=60)  # 5 images x 12 samples in one go
+    assert torch.allclose(whole, chunked, atol=1e-5)
+    torch.manual_seed(2)
+    chunked_small = vae.iwae_log_likelihood(model, x, k=12, max_images=5)
+    assert chunked_small.shape == (5,)
+    torch.manual_seed(3)
+    mc_elbo = vae.log_importance_weights(model, x, 4000).mean(0)  # the mean log-weight is the ELBO
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        z = vae.reparameterize(mu.expand(4000, 5, 2), logvar.expand(4000, 5, 2)).reshape(-1, 2)
+        log_px_z = D.Bernoulli(logits=model.decoder_output(z)).log_prob(x.repeat(4000, 1, 1, 1)).flatten(1).sum(1)
+        kl = D.kl_divergence(D.Normal(mu, (0.5 * logvar).exp()), D.Normal(0.0, 1.0)).sum(1)
+    assert torch.allclose(mc_elbo, log_px_z.view(4000, 5).mean(0) - kl, atol=0.3)
+
+
+def _trained_model():
+    name = "vae_conv_latent16"
+    if name not in read_manifest():
+        pytest.skip(f"checkpoint {name} not trained yet")
+    from course_lib.checkpoints import load_pretrained
+
+    return load_pretrained(name)[0]
+
+
+def test_iwae_bound_increases_with_k_on_a_trained_model():
+    from course_lib.data import load_fashion_mnist
+
+    model = _trained_model()
+    x = vae.binarize(load_fashion_mnist("test", subset=64)[0], torch.Generator().manual_seed(0))
+    means = []
+    for k in (1, 10, 100):
+        torch.manual_seed(k)
+        means.append(vae.iwae_log_likelihood(model, x, k=k).mean().item())
+    assert means[0] < means[1] < means[2]
+    assert means[2] - means[0] < 30  # a few nats per image, not a bug-sized jump
+
+
+# --------------------------------------------------------------------------- checkers
+
+CHECKERS = [ex.check_reparameterize, ex.check_gaussian_kl, ex.check_negative_elbo, ex.check_iwae_bound]
+REFERENCES = {
+    ex.check_reparameterize: vae.reparameterize,
+    ex.check_gaussian_kl: vae.gaussian_kl,
+    ex.check_negative_elbo: vae.negative_elbo,
+    ex.check_iwae_bound: vae.iwae_bound,
+}
+
+
+@pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.name.split(",")[0])
+def test_checker_passes_the_reference(checker):
+    assert checker.grade(REFERENCES[checker]).status == "correct"
+
+
+def _unseeded(fn):
+    return lambda mu, logvar, seed: fn(mu, logvar)
+
+
+@pytest.mark.parametrize(
+    ("checker", "index"),
+    [(c, i) for c in CHECKERS for i in range(len(c.mistakes))],
+    ids=lambda v: v.name.split(",")[0] if hasattr(v, "name") else str(v),
+)
+def test_checker_names_each_mistake(checker, index):
+    mistake = checker.mistakes[index]
+    wrong = mistake.wrong
+    if checker is ex.check_reparameterize:  # mistakes take (mu, logvar, seed); students write (mu, logvar)
+        def wrong(mu, logvar, _w=mistake.wrong):
+            return _w(mu, logvar, torch.initial_seed())
+    verdict = checker.grade(wrong)
+    assert verdict.status == "wrong"
+    assert mistake.hint in verdict.message
+
+
+def test_checkers_report_stub_and_crash():
+    def stub(*args):
+        raise NotImplementedError
+
+    for checker in CHECKERS:
+        assert checker.grade(stub).status == "not_done"
+        assert checker.grade(lambda *a: 1 / 0).status == "error"
+
+
+def test_reparameterize_checker_accepts_equivalent_ways_to_draw_eps():
+    assert ex.check_reparameterize.grade(lambda mu, lv: mu + (0.5 * lv).exp() * torch.randn(mu.shape)).passed
+    assert ex.check_reparameterize.grade(lambda mu, lv: D.Normal(mu, (0.5 * lv).exp()).rsample()).passed
+    assert ex.check_reparameterize.grade(lambda mu, lv: mu + lv.exp().sqrt() * torch.randn_like(mu)).passed
