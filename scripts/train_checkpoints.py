@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib import autoencoder, checkpoints, vq
+from course_lib import autoencoder, checkpoints, vae, vq
 from course_lib.data import load_fashion_mnist
 from course_lib.metrics import psnr
 from course_lib.runtime import get_device, seed_everything
@@ -107,6 +107,42 @@ def vq_prior_recipe(vqvae_name: str, epochs: int = 4):
     return run
 
 
+VAE_CHANNELS = 16  # conv width of the VAEs: a quarter of the autoencoder's compute, trainable in minutes on a CPU
+VAE_TEST_BINARIZATION_SEED = 0  # the one fixed binarization of the test set (the validation set uses seed 1)
+
+
+def vae_recipe(latent_dim: int, likelihood: str = "bernoulli", epochs: int = 5, iwae_k: int = 1000,
+               iwae_images: int = 500):
+    """A ConvVAE trained on the negative ELBO (vae-loss), and its test metrics (evaluate_vae).
+
+    Bernoulli: dynamic binarization of every training batch, metrics on one fixed binarization of the
+    test set. Gaussian (learned variance): the grey levels themselves. The IWAE estimate of -log p(x)
+    costs k decoder passes per image, so it uses the first ``iwae_images`` test images.
+    """
+    def run(device):
+        x_train, x_val, x_test = fashion_splits()
+        binary = likelihood == "bernoulli"
+        if binary:
+            x_val = vae.binarize(x_val, torch.Generator().manual_seed(1))
+            x_test_model = vae.binarize(x_test, torch.Generator().manual_seed(VAE_TEST_BINARIZATION_SEED))
+        else:
+            x_test_model = x_test
+        seed_everything(0)
+        init_kwargs = {"latent_dim": latent_dim, "channels": VAE_CHANNELS, "likelihood": likelihood}
+        model = vae.ConvVAE(**init_kwargs)
+        recipe = {"epochs": epochs, "lr": 1e-3, "batch_size": 128, "seed": 0, "dynamic_binarization": binary,
+                  "test_binarization_seed": VAE_TEST_BINARIZATION_SEED if binary else None}
+        history = train(model, vae.ELBOObjective(binarize=binary), x_train, val_data=x_val, device=device,
+                        progress=False, epochs=epochs, lr=1e-3, batch_size=128, seed=0)
+        start = time.perf_counter()
+        metrics = vae.evaluate_vae(model, x_test_model, x_grey=x_test, k=iwae_k, n_iwae=iwae_images)
+        metrics["eval_seconds"] = round(time.perf_counter() - start, 1)
+        if not binary:
+            metrics["decoder_sigma"] = float(model.decoder_logvar.detach().exp().sqrt())
+        return model, init_kwargs, recipe, history, metrics
+    return run
+
+
 RECIPES = {
     "autoencoder_latent2": autoencoder_recipe(2),
     "autoencoder_latent16": autoencoder_recipe(16),
@@ -114,6 +150,9 @@ RECIPES = {
     "vqvae_k64_ema": vqvae_recipe("ema"),
     "vqvae_k64_restart": vqvae_recipe("plain", restart_after=20),
     "vq_prior_k64": vq_prior_recipe("vqvae_k64"),
+    "vae_conv_latent2": vae_recipe(2),
+    "vae_conv_latent16": vae_recipe(16),
+    "vae_conv_gauss_latent16": vae_recipe(16, likelihood="gaussian", epochs=3, iwae_k=100),
 }
 
 
