@@ -236,3 +236,48 @@ def _load_backbone_state(spec: Backbone, net: str, backbone_weights, download: b
         return torchvision.models.get_weight(spec.weights).get_state_dict(progress=False, check_hash=True)
     except (OSError, RuntimeError) as err:  # URLError is an OSError
         raise BackboneWeightsNotFoundError(f"{how} (download failed: {err})") from err
+
+
+def feature_distance(blocks, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """LPIPS's recipe with uniform weights on ANY feature extractor: NOT LPIPS unless the blocks are its backbone.
+
+    Runs ``blocks`` in sequence, and after each one normalises the features along channels
+    (equation (lpips-norm)), sums the squared differences over channels, averages over positions
+    and sums over blocks: equation (lpips) with every w_l = 1. This is the ``lpips`` package's
+    ``LPIPS(lpips=False)`` baseline; the notebooks use it with the course's own Fashion-MNIST
+    encoder as a clearly labelled stand-in when the ImageNet backbones are not available.
+
+    Args:
+        blocks: a sequence of modules, each mapping the previous output to (N, C_l, H_l, W_l) features.
+        x, y: inputs of the first block, same shape (N, ...), finite.
+
+    Returns:
+        (N,) non-negative distances, 0 for identical inputs.
+
+    Raises:
+        ValueError: if ``blocks`` is empty, or x and y differ in shape or hold NaN/inf.
+
+    Example:
+        >>> blocks = [nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()), nn.Sequential(nn.Conv2d(4, 8, 3), nn.ReLU())]
+        >>> x = torch.rand(2, 1, 12, 12)
+        >>> feature_distance(blocks, x, x).tolist(), feature_distance(blocks, x, 1 - x).shape
+        ([0.0, 0.0], torch.Size([2]))
+    """
+    blocks = list(blocks)
+    if not blocks:
+        raise ValueError("blocks must hold at least one module")
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or inf")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    n = x.shape[0]
+    h = torch.cat([x, y])
+    total = torch.zeros(n, dtype=h.dtype, device=h.device)
+    for block in blocks:
+        h = block(h)
+        f = h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS)
+        total = total + (f[:n] - f[n:]).pow(2).sum(dim=1).mean(dim=(1, 2))
+    return total
