@@ -16,7 +16,14 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 
 from course_lib import metrics
 from course_lib.exercises.metrics import check_psnr, check_ssim_window
-from course_lib.lpips import BACKBONES, LPIPS, BackboneWeightsNotFoundError, backbone_available, backbone_path
+from course_lib.lpips import (
+    BACKBONES,
+    LPIPS,
+    BackboneWeightsNotFoundError,
+    backbone_available,
+    backbone_path,
+    feature_distance,
+)
 from course_lib.metrics import gaussian_window, ssim, ssim_components, ssim_terms
 
 lpips_pkg = pytest.importorskip("lpips")
@@ -224,6 +231,17 @@ def test_lpips_equals_the_lpips_package(net, hub_cache, inputs):
     ours_model.shift.zero_()
     with torch.no_grad():
         assert ((ours_model(x, y) - ours) / ours).abs().max() > 1e-3
+
+
+def test_feature_distance_is_the_lpips_packages_unweighted_baseline(hub_cache, inputs):
+    x, y = inputs
+    ref = lpips_pkg.LPIPS(net="squeeze", lpips=False, verbose=False)  # uniform weights, same backbone file
+    ours = LPIPS("squeeze", download=False)
+    with torch.no_grad():
+        scaled = [(t - ours.shift) / ours.scale for t in (x, y)]
+        torch.testing.assert_close(feature_distance(ours.slices, *scaled), ref(x, y).flatten(), rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="blocks must hold"):
+        feature_distance([], x, y)
 
 
 def test_lpips_backbone_file_argument_and_identity(hub_cache, inputs):
