@@ -149,7 +149,7 @@ RECIPES = {
     "vqvae_k64": vqvae_recipe("plain"),
     "vqvae_k64_ema": vqvae_recipe("ema"),
     "vqvae_k64_restart": vqvae_recipe("plain", restart_after=20),
-    "vq_prior_k64": vq_prior_recipe("vqvae_k64"),
+    "vq_prior_k64": vq_prior_recipe("vqvae_k64_restart"),  # the healthiest codebook of the three
     "vae_conv_latent2": vae_recipe(2),
     "vae_conv_latent16": vae_recipe(16),
     "vae_conv_gauss_latent16": vae_recipe(16, likelihood="gaussian", epochs=3, iwae_k=100),
