@@ -160,15 +160,13 @@ class LPIPS(nn.Module):
     def layer_distances(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """The per-layer terms of equation (lpips), each of shape (N,); their sum is ``forward``."""
         _check_inputs(x, y, self.min_size)
-        n = x.shape[0]
         dtype = self.shift.dtype
-        h = (torch.cat([x, y]).to(dtype) - self.shift) / self.scale
+        hx, hy = ((t.to(dtype) - self.shift) / self.scale for t in (x, y))
         out = []
-        for k, block in enumerate(self.slices):
-            h = block(h)
-            f = h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS)  # unit norm along channels
-            diff2 = (f[:n] - f[n:]).pow(2)
-            out.append((diff2 * getattr(self, f"lin{k}")).sum(dim=1).mean(dim=(1, 2)))
+        for k, block in enumerate(self.slices):  # layer by layer: only one layer's features are kept
+            hx, hy = block(hx), block(hy)
+            fx, fy = (h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS) for h in (hx, hy))  # unit norm
+            out.append(((fx - fy).pow(2) * getattr(self, f"lin{k}")).sum(dim=1).mean(dim=(1, 2)))
         return out
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

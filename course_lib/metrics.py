@@ -180,6 +180,7 @@ def ssim_components(
     sigma_x^2 = w * x^2 - mu_x^2, sigma_xy = w * (x y) - mu_x mu_y, in float64 (the subtraction
     cancels badly in float32). The window centred on pixel (i, j) covers the image only when
     i, j are at least ``kernel_size // 2`` from the border, so the maps are smaller than the image.
+    The whole batch is filtered at once (no loop over images).
 
     Args:
         preds: images, shape (N, C, H, W), values in [0, data_range], with H, W >= ``kernel_size``.
@@ -202,23 +203,8 @@ def ssim_components(
         >>> maps["ssim"].shape, bool(torch.allclose(maps["ssim"], torch.ones(1, dtype=torch.float64)))
         (torch.Size([2, 3, 6, 10]), True)
     """
-    check_image_pair(preds, target, data_range)
-    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
-    n, c, h, w = preds.shape
-    if h < kernel_size or w < kernel_size:
-        raise ValueError(f"preds and target must be at least {kernel_size}x{kernel_size} pixels "
-                         f"(the SSIM window), got {h}x{w}")
-    win = gaussian_window(kernel_size, sigma, device=preds.device)
-    x, y = preds.double(), target.double()
-    # One separable filtering pass over the five images whose local means SSIM needs.
-    stack = torch.cat([x, y, x * x, y * y, x * y]).reshape(5 * n * c, 1, h, w)
-    stack = torch.nn.functional.conv2d(stack, win.view(1, 1, 1, -1))
-    stack = torch.nn.functional.conv2d(stack, win.view(1, 1, -1, 1))
-    mu_x, mu_y, e_xx, e_yy, e_xy = stack.reshape(5, n, c, *stack.shape[-2:])
-    var_x = (e_xx - mu_x**2).clamp_min(0)
-    var_y = (e_yy - mu_y**2).clamp_min(0)
-    cov = e_xy - mu_x * mu_y
+    _check_window(preds, target, data_range, kernel_size)
+    mu_x, mu_y, var_x, var_y, cov = _local_statistics(preds, target, kernel_size, sigma)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     c3 = c2 / 2
     sd_xy = (var_x * var_y).sqrt()
@@ -265,5 +251,60 @@ def ssim(
         torch.Size([4])
     """
     _check_reduction(reduction)
-    values = ssim_components(preds, target, data_range, kernel_size, sigma, k1, k2)["ssim"].mean(dim=(1, 2, 3))
+    _check_window(preds, target, data_range, kernel_size)
+    mu_x, mu_y, var_x, var_y, cov = _local_statistics(preds, target, kernel_size, sigma)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    ssim_map = (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    values = ssim_map.mean(dim=(1, 2, 3))
     return values if reduction == "none" else values.mean()
+
+
+def _check_window(preds, target, data_range, kernel_size) -> None:
+    check_image_pair(preds, target, data_range)
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    h, w = preds.shape[-2:]
+    if h < kernel_size or w < kernel_size:
+        raise ValueError(f"preds and target must be at least {kernel_size}x{kernel_size} pixels "
+                         f"(the SSIM window), got {h}x{w}")
+
+
+_TOEPLITZ_MAX = 1024
+
+
+def _toeplitz(win: torch.Tensor, size: int) -> torch.Tensor:
+    """The (size, size - k + 1) matrix T with T[j + i, j] = win[i]: ``row @ T`` is the valid filtering."""
+    k = win.numel()
+    band = torch.zeros(size, size - k + 1, dtype=win.dtype, device=win.device)
+    cols = torch.arange(size - k + 1, device=win.device)
+    for i in range(k):
+        band[cols + i, cols] = win[i]
+    return band
+
+
+def _local_statistics(preds, target, kernel_size, sigma):
+    """Gaussian-weighted local mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy on the valid windows, float64.
+
+    The separable filter is applied along W, then along H, to the whole batch at once: as a product
+    with a banded (Toeplitz) matrix for sides up to ``_TOEPLITZ_MAX`` pixels (float64 matrix products
+    are fast BLAS calls, while PyTorch's float64 convolution on the CPU has no fast kernel), else as
+    kernel_size shifted, weighted in-place additions.
+    """
+    win = gaussian_window(kernel_size, sigma, device=preds.device)
+    x, y = preds.double(), target.double()
+    stack = torch.stack([x, y, x * x, y * y, x * y])  # (5, N, C, H, W): one pass filters all five
+    for dim in (-1, -2):
+        size = stack.shape[dim]
+        if size <= _TOEPLITZ_MAX:
+            band = _toeplitz(win, size)  # (size, size - k + 1)
+            stack = stack @ band if dim == -1 else band.T @ stack
+        else:
+            out_size = size - kernel_size + 1
+            out = stack.narrow(dim, 0, out_size) * win[0]
+            for k in range(1, kernel_size):
+                out.add_(stack.narrow(dim, k, out_size), alpha=float(win[k]))
+            stack = out
+    mu_x, mu_y, e_xx, e_yy, e_xy = stack
+    var_x = (e_xx - mu_x**2).clamp_min(0)
+    var_y = (e_yy - mu_y**2).clamp_min(0)
+    return mu_x, mu_y, var_x, var_y, e_xy - mu_x * mu_y
