@@ -32,6 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_lib.runtime import get_device, seed_everything
+from course_lib.training import train
 
 Conditioner = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -255,11 +256,7 @@ def affine_coupling_forward(
     """
     _check_points(x, "x")
     _check_mask(mask, x.shape[1])
-    mask = mask.to(device=x.device, dtype=x.dtype)
-    s, t = _conditioned(conditioner, mask * x, x.shape)
-    free = 1 - mask
-    z = mask * x + free * (x * torch.exp(s) + t)
-    return z, (free * s).sum(dim=1)
+    return _coupling_forward(x, mask.to(device=x.device, dtype=x.dtype), _checked(conditioner, x.shape))
 
 
 def affine_coupling_inverse(
@@ -283,11 +280,20 @@ def affine_coupling_inverse(
     """
     _check_points(z, "z")
     _check_mask(mask, z.shape[1])
-    mask = mask.to(device=z.device, dtype=z.dtype)
-    s, t = _conditioned(conditioner, mask * z, z.shape)
+    return _coupling_inverse(z, mask.to(device=z.device, dtype=z.dtype), _checked(conditioner, z.shape))
+
+
+def _coupling_forward(x, mask, conditioner):
+    # (gen-coupling) and (gen-coupling-logdet), without the argument checks (AffineCoupling's hot path).
+    s, t = conditioner(mask * x)
     free = 1 - mask
-    x = mask * z + free * (z - t) * torch.exp(-s)
-    return x, -(free * s).sum(dim=1)
+    return mask * x + free * (x * torch.exp(s) + t), (free * s).sum(dim=1)
+
+
+def _coupling_inverse(z, mask, conditioner):
+    s, t = conditioner(mask * z)
+    free = 1 - mask
+    return mask * z + free * (z - t) * torch.exp(-s), -(free * s).sum(dim=1)
 
 
 def coupling_log_density(
@@ -318,15 +324,18 @@ def coupling_log_density(
     return standard_normal_log_prob(z) + log_det, log_det
 
 
-def mlp(in_features: int, out_features: int, hidden: int = 64, depth: int = 2) -> nn.Sequential:
-    """A fully connected network: ``depth`` hidden layers of width ``hidden`` with SiLU activations."""
+def mlp(
+    in_features: int, out_features: int, hidden: int = 64, depth: int = 2,
+    activation: Callable[[], nn.Module] = nn.SiLU,
+) -> nn.Sequential:
+    """A fully connected network: ``depth`` hidden layers of width ``hidden``, each followed by ``activation()``."""
     for name, value in (("in_features", in_features), ("out_features", out_features), ("hidden", hidden),
                         ("depth", depth)):
         _check_positive_int(value, name)
     layers: list[nn.Module] = []
     width = in_features
     for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.SiLU()]
+        layers += [nn.Linear(width, hidden), activation()]
         width = hidden
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
@@ -352,7 +361,7 @@ class AffineCoupling(nn.Module):
         (True, [0.0, 0.0, 0.0])
     """
 
-    def __init__(self, mask: torch.Tensor, hidden: int = 64, max_log_scale: float = 3.0):
+    def __init__(self, mask: torch.Tensor, hidden: int = 64, max_log_scale: float = 2.0):
         super().__init__()
         if not isinstance(mask, torch.Tensor) or mask.ndim != 1:
             raise ValueError(f"mask must be a 1-D tensor, got {mask!r}")
@@ -373,11 +382,11 @@ class AffineCoupling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (N, D) -> (z, log |det dz/dx|), shapes (N, D) and (N,)."""
-        return affine_coupling_forward(x, self.mask, self.conditioner)
+        return _coupling_forward(x, self.mask, self.conditioner)
 
     def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (N, D) -> (x, log |det dx/dz|), shapes (N, D) and (N,)."""
-        return affine_coupling_inverse(z, self.mask, self.conditioner)
+        return _coupling_inverse(z, self.mask, self.conditioner)
 
 
 class RealNVP(nn.Module):
@@ -401,7 +410,7 @@ class RealNVP(nn.Module):
         (torch.Size([5]), torch.Size([3, 2]))
     """
 
-    def __init__(self, dim: int = 2, n_layers: int = 8, hidden: int = 64, max_log_scale: float = 3.0):
+    def __init__(self, dim: int = 2, n_layers: int = 8, hidden: int = 64, max_log_scale: float = 2.0):
         super().__init__()
         _check_positive_int(dim, "dim")
         if dim < 2:
@@ -447,6 +456,52 @@ def flow_nll(model: RealNVP, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"loss": -model.log_prob(x).mean()}
 
 
+def train_flow(
+    flow: RealNVP,
+    data: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float = 1e-2,
+    batch_size: int = 512,
+    val_data: torch.Tensor | None = None,
+    device: torch.device | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Fit ``flow`` by exact maximum likelihood, book equation (gen-mle), with ``course_lib.training.train``.
+
+    Adam with a cosine learning-rate decay from ``lr`` to 0 over the epochs (large steps first,
+    then small ones to settle), in float32 (no mixed precision: log-determinants add up many
+    small terms).
+
+    Args:
+        flow: the model, trained in place.
+        data: training points, shape (N, flow.dim).
+        epochs: passes over the data, a positive int.
+        lr: initial learning rate, > 0.
+        batch_size: points per step.
+        val_data: optional held-out points, evaluated after each epoch.
+        device: where to train; ``None`` picks ``get_device()``.
+        seed: seeds the shuffling.
+        progress: show tqdm bars.
+
+    Returns:
+        ``train``'s history: ``train_loss`` (and ``val_loss``), negative log-likelihoods in nats
+        per point, one per epoch, and ``epoch_seconds``.
+
+    Raises:
+        ValueError: if ``data`` is not (N, flow.dim), or ``epochs``, ``batch_size`` or ``lr`` is out of range.
+    """
+    _check_points(data, "data", dim=flow.dim)
+    _check_positive_int(epochs, "epochs")
+    _check_positive(lr, "lr")
+    optimizer = torch.optim.Adam(flow.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return train(flow, flow_nll, data, epochs=epochs, batch_size=batch_size, val_data=val_data,
+                 optimizer=optimizer, device=device, amp=False, seed=seed, progress=progress,
+                 on_epoch_end=lambda epoch, history: schedule.step())
+
+
 # ---------------------------------------------------------------------------------------
 # GAN
 # ---------------------------------------------------------------------------------------
@@ -462,7 +517,7 @@ class GANGenerator(nn.Module):
     def __init__(self, latent_dim: int = 2, data_dim: int = 2, hidden: int = 128, depth: int = 3):
         super().__init__()
         self.latent_dim, self.data_dim = latent_dim, data_dim
-        self.net = mlp(latent_dim, data_dim, hidden, depth)
+        self.net = mlp(latent_dim, data_dim, hidden, depth, activation=lambda: nn.LeakyReLU(0.2))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         _check_points(z, "z", dim=self.latent_dim)
@@ -480,7 +535,7 @@ class GANDiscriminator(nn.Module):
     def __init__(self, data_dim: int = 2, hidden: int = 128, depth: int = 3):
         super().__init__()
         self.data_dim = data_dim
-        self.net = mlp(data_dim, 1, hidden, depth)
+        self.net = mlp(data_dim, 1, hidden, depth, activation=lambda: nn.LeakyReLU(0.2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_points(x, "x", dim=self.data_dim)
@@ -544,7 +599,10 @@ def train_gan(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, list[float]]:
-    """Alternate one discriminator step on L_D and one generator step on L_G (``gan_losses``).
+    """Train a GAN: at each step, one Adam step of D on L_D and one of G on L_G (``gan_losses``).
+
+    Both gradients are taken at the same point (simultaneous updates), from one evaluation of
+    ``gan_losses``; each loss's gradient reaches only its own player's parameters.
 
     A GAN has no single loss to minimise (it is a two-player game), so it does not fit
     ``course_lib.training.train``; this loop uses Adam with beta1 = 0.5, the usual GAN setting.
@@ -587,18 +645,15 @@ def train_gan(
         x = data[idx].to(device, non_blocking=True)
         z = torch.randn(batch_size, generator.latent_dim, generator=generator_rng).to(device)
         out = gan_losses(generator, discriminator, x, z)
+        # Simultaneous updates: each loss's gradient goes to its own player only.
         opt_d.zero_grad(set_to_none=True)
-        out["d_loss"].backward(inputs=list(discriminator.parameters()))
-        opt_d.step()
-        # The generator's step uses the discriminator just updated.
-        fake_logits = discriminator(generator(z))
-        g_loss = F.softplus(-fake_logits).mean()
         opt_g.zero_grad(set_to_none=True)
-        g_loss.backward(inputs=list(generator.parameters()))
+        out["d_loss"].backward(inputs=list(discriminator.parameters()))
+        out["g_loss"].backward(inputs=list(generator.parameters()))
+        opt_d.step()
         opt_g.step()
-        for key in ("d_loss", "d_real", "d_fake"):
+        for key in history:
             history[key].append(float(out[key].detach()))
-        history["g_loss"].append(float(g_loss.detach()))
         if step % 50 == 0:
             bar.set_postfix(d_loss=f"{history['d_loss'][-1]:.3f}", g_loss=f"{history['g_loss'][-1]:.3f}")
     history["seconds"] = [time.perf_counter() - start]
@@ -741,14 +796,19 @@ def _check_mask(mask, dim: int) -> None:
         raise ValueError("mask must contain at least one 0 and one 1 (a coupling layer splits the coordinates)")
 
 
-def _conditioned(conditioner: Conditioner, x_masked: torch.Tensor, shape: torch.Size):
+def _checked(conditioner: Conditioner, shape: torch.Size) -> Conditioner:
+    """Wrap ``conditioner`` so that a wrong output raises a ValueError naming it."""
     if not callable(conditioner):
         raise ValueError(f"conditioner must be callable, got {type(conditioner).__name__}")
-    out = conditioner(x_masked)
-    if not (isinstance(out, tuple) and len(out) == 2):
-        raise ValueError("conditioner must return a tuple (log_scale, shift)")
-    s, t = out
-    if s.shape != shape or t.shape != shape:
-        raise ValueError(f"conditioner must return log_scale and shift of shape {tuple(shape)}, "
-                         f"got {tuple(s.shape)} and {tuple(t.shape)}")
-    return s, t
+
+    def checked(x_masked: torch.Tensor):
+        out = conditioner(x_masked)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ValueError("conditioner must return a tuple (log_scale, shift)")
+        s, t = out
+        if s.shape != shape or t.shape != shape:
+            raise ValueError(f"conditioner must return log_scale and shift of shape {tuple(shape)}, "
+                             f"got {tuple(s.shape)} and {tuple(t.shape)}")
+        return s, t
+
+    return checked
