@@ -289,6 +289,17 @@ def test_checkers_report_stub_and_crash():
         assert checker.grade(lambda *a: 1 / 0).status == "error"
 
 
+def test_checkers_return_a_function_with_the_exercise_signature(capsys):
+    def stub(*args):
+        raise NotImplementedError
+
+    fallback = ex.check_reparameterize(stub)
+    assert fallback is vae.reparameterize and "[not done yet]" in capsys.readouterr().out
+    mine = lambda mu, logvar: mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # noqa: E731
+    assert ex.check_reparameterize(mine) is mine
+    assert ex.check_iwae_bound(stub) is vae.iwae_bound
+
+
 def test_reparameterize_checker_accepts_equivalent_ways_to_draw_eps():
     assert ex.check_reparameterize.grade(lambda mu, lv: mu + (0.5 * lv).exp() * torch.randn(mu.shape)).passed
     assert ex.check_reparameterize.grade(lambda mu, lv: D.Normal(mu, (0.5 * lv).exp()).rsample()).passed

@@ -26,7 +26,19 @@ def _seeded(fn):
 
 
 class _SeededExercise(Exercise):
-    """An Exercise whose cases are (mu, logvar, seed): every function is called as fn(mu, logvar) after seeding."""
+    """An Exercise whose cases are (mu, logvar, seed): every function is called as fn(mu, logvar) after seeding.
+
+    Calling it returns the student's function if it passes, else ``plain_reference`` (not the seeded wrapper).
+    """
+
+    def __init__(self, *args, plain_reference, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.plain_reference = plain_reference
+
+    def __call__(self, fn, seed: int = 0):
+        verdict = self.grade(fn, seed)
+        print(verdict.message)
+        return fn if verdict.passed else self.plain_reference
 
     def grade(self, fn, seed: int = 0):
         return super().grade(_seeded(fn), seed)
@@ -62,6 +74,7 @@ check_reparameterize = _SeededExercise(
         Mistake("eps must be standard normal (torch.randn_like), not uniform (torch.rand_like).",
                 _seeded(lambda mu, lv: mu + (0.5 * lv).exp() * torch.rand_like(mu))),
     ],
+    plain_reference=vae.reparameterize,
 )
 """Example:
     >>> check_reparameterize.grade(lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).status
