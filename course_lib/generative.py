@@ -509,51 +509,109 @@ def train_flow(
 class GANGenerator(nn.Module):
     """The GAN's generator G: noise z (N, latent_dim) -> samples (N, data_dim), an MLP.
 
+    Its output is ``loc + scale * mlp(z)``: with ``loc`` and ``scale`` the data's mean and standard
+    deviation per coordinate, the network itself works on standardized data, where GANs train best.
+
+    Args:
+        latent_dim: dimension of the noise z.
+        data_dim: dimension of the samples.
+        hidden, depth: width and number of hidden layers (LeakyReLU(0.2) activations).
+        loc, scale: per-coordinate shift and scale of the output, shape (data_dim,); default 0 and 1.
+
     Example:
         >>> GANGenerator()(torch.randn(4, 2)).shape
         torch.Size([4, 2])
     """
 
-    def __init__(self, latent_dim: int = 2, data_dim: int = 2, hidden: int = 128, depth: int = 3):
+    def __init__(self, latent_dim: int = 2, data_dim: int = 2, hidden: int = 128, depth: int = 3,
+                 loc: torch.Tensor | None = None, scale: torch.Tensor | None = None):
         super().__init__()
+        _check_positive_int(latent_dim, "latent_dim")
+        _check_positive_int(data_dim, "data_dim")
         self.latent_dim, self.data_dim = latent_dim, data_dim
         self.net = mlp(latent_dim, data_dim, hidden, depth, activation=lambda: nn.LeakyReLU(0.2))
+        _register_standardization(self, data_dim, loc, scale)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         _check_points(z, "z", dim=self.latent_dim)
-        return self.net(z)
+        return self.loc + self.scale * self.net(z)
 
 
 class GANDiscriminator(nn.Module):
     """The GAN's discriminator D: samples (N, data_dim) -> logits (N,); D(x) = sigmoid(logit).
+
+    Its input is standardized first, ``mlp((x - loc) / scale)``, as the generator's output is scaled.
+
+    Args:
+        data_dim: dimension of the samples.
+        hidden, depth: width and number of hidden layers (LeakyReLU(0.2) activations).
+        loc, scale: per-coordinate shift and scale of the input, shape (data_dim,); default 0 and 1.
 
     Example:
         >>> GANDiscriminator()(torch.randn(4, 2)).shape
         torch.Size([4])
     """
 
-    def __init__(self, data_dim: int = 2, hidden: int = 128, depth: int = 3):
+    def __init__(self, data_dim: int = 2, hidden: int = 128, depth: int = 3,
+                 loc: torch.Tensor | None = None, scale: torch.Tensor | None = None):
         super().__init__()
+        _check_positive_int(data_dim, "data_dim")
         self.data_dim = data_dim
         self.net = mlp(data_dim, 1, hidden, depth, activation=lambda: nn.LeakyReLU(0.2))
+        _register_standardization(self, data_dim, loc, scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_points(x, "x", dim=self.data_dim)
-        return self.net(x).squeeze(1)
+        return self.net((x - self.loc) / self.scale).squeeze(1)
+
+
+def _register_standardization(module: nn.Module, dim: int, loc, scale) -> None:
+    loc = torch.zeros(dim) if loc is None else loc
+    scale = torch.ones(dim) if scale is None else scale
+    for name, value in (("loc", loc), ("scale", scale)):
+        if not isinstance(value, torch.Tensor) or value.shape != (dim,):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{name} must be a tensor of shape ({dim},), got {got}")
+    if not bool((scale > 0).all()):
+        raise ValueError("scale must be positive")
+    module.register_buffer("loc", loc.detach().float().clone())
+    module.register_buffer("scale", scale.detach().float().clone())
+
+
+def discriminator_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    """Book equation (gen-gan-d-loss): L_D = -mean log sigma(a) - mean log(1 - sigma(b)).
+
+    With a the discriminator's logits on real data and b on generated samples; since
+    log sigma(a) = -softplus(-a) and log(1 - sigma(b)) = -softplus(b), L_D = mean softplus(-a) + mean softplus(b),
+    computed stably. It is the binary cross-entropy with labels 1 for real, 0 for fake.
+
+    Example:
+        >>> round(float(discriminator_loss(torch.zeros(3), torch.zeros(5))), 4)  # 2 log 2
+        1.3863
+    """
+    return F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
+
+
+def generator_loss(logits_fake: torch.Tensor) -> torch.Tensor:
+    """Book equation (gen-gan-g-loss), the non-saturating loss: L_G = -mean log sigma(b) = mean softplus(-b).
+
+    Minimising log(1 - sigma(b)) instead (the minimax game's own term) gives almost no gradient
+    when the discriminator easily rejects the samples (b very negative), early in training.
+
+    Example:
+        >>> round(float(generator_loss(torch.zeros(4))), 4)  # log 2
+        0.6931
+    """
+    return F.softplus(-logits_fake).mean()
 
 
 def gan_losses(
     generator: nn.Module, discriminator: nn.Module, x_real: torch.Tensor, z: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """The non-saturating GAN losses, book equations (gen-gan-d-loss) and (gen-gan-g-loss).
+    """Both GAN losses on one batch, book equations (gen-gan-d-loss) and (gen-gan-g-loss).
 
-    With logits a = D's logit on real data and b = D's logit on fakes G(z), sigma the sigmoid:
-
-        L_D = -mean log sigma(a) - mean log(1 - sigma(b)) = mean softplus(-a) + mean softplus(b),
-        L_G = -mean log sigma(b) = mean softplus(-b)   (non-saturating; Goodfellow et al. 2014).
-
-    ``softplus`` computes these logs stably. For L_D the fakes are detached, so L_D's gradient
-    reaches only D; L_G's gradient flows through D into G (step only G's optimizer on it).
+    L_D uses the generated samples detached, so its gradient reaches only D; L_G's gradient flows
+    through D into G (step only G's optimizer on it).
 
     Args:
         generator: G, mapping z to samples.
@@ -577,10 +635,9 @@ def gan_losses(
     fake = generator(z)
     logits_real = discriminator(x_real)
     logits_fake_detached = discriminator(fake.detach())
-    d_loss = F.softplus(-logits_real).mean() + F.softplus(logits_fake_detached).mean()
-    g_loss = F.softplus(-discriminator(fake)).mean()
     return {
-        "d_loss": d_loss, "g_loss": g_loss,
+        "d_loss": discriminator_loss(logits_real, logits_fake_detached),
+        "g_loss": generator_loss(discriminator(fake)),
         "d_real": torch.sigmoid(logits_real).mean().detach(),
         "d_fake": torch.sigmoid(logits_fake_detached).mean().detach(),
     }
@@ -599,10 +656,10 @@ def train_gan(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, list[float]]:
-    """Train a GAN: at each step, one Adam step of D on L_D and one of G on L_G (``gan_losses``).
+    """Train a GAN: alternate one Adam step of D on L_D and one of G on L_G (Goodfellow et al. 2014).
 
-    Both gradients are taken at the same point (simultaneous updates), from one evaluation of
-    ``gan_losses``; each loss's gradient reaches only its own player's parameters.
+    Each step draws a batch of data and of noise, updates D on (gen-gan-d-loss), then updates G on
+    (gen-gan-g-loss) against the D just updated.
 
     A GAN has no single loss to minimise (it is a two-player game), so it does not fit
     ``course_lib.training.train``; this loop uses Adam with beta1 = 0.5, the usual GAN setting.
@@ -619,7 +676,9 @@ def train_gan(
         progress: show a tqdm bar.
 
     Returns:
-        History: ``{"d_loss", "g_loss", "d_real", "d_fake": one value per step, "seconds": [total]}``.
+        History: ``{"d_loss", "g_loss", "d_real", "d_fake": one value per step, "seconds": [total]}``;
+        ``d_real`` and ``d_fake`` are D's mean probability of "real" on the data and on the samples
+        (before D's update), in [0, 1].
 
     Raises:
         ValueError: if ``steps`` or ``batch_size`` is not a positive int, ``lr`` is not positive,
@@ -644,16 +703,21 @@ def train_gan(
         idx = torch.randint(len(data), (batch_size,), generator=generator_rng)
         x = data[idx].to(device, non_blocking=True)
         z = torch.randn(batch_size, generator.latent_dim, generator=generator_rng).to(device)
-        out = gan_losses(generator, discriminator, x, z)
-        # Simultaneous updates: each loss's gradient goes to its own player only.
+        fake = generator(z)
+        logits_real = discriminator(x)
+        logits_fake = discriminator(fake.detach())
+        d_loss = discriminator_loss(logits_real, logits_fake)
         opt_d.zero_grad(set_to_none=True)
-        opt_g.zero_grad(set_to_none=True)
-        out["d_loss"].backward(inputs=list(discriminator.parameters()))
-        out["g_loss"].backward(inputs=list(generator.parameters()))
+        d_loss.backward()
         opt_d.step()
+        g_loss = generator_loss(discriminator(fake))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward(inputs=list(generator.parameters()))  # D's gradients are not needed here
         opt_g.step()
-        for key in history:
-            history[key].append(float(out[key].detach()))
+        history["d_loss"].append(float(d_loss.detach()))
+        history["g_loss"].append(float(g_loss.detach()))
+        history["d_real"].append(float(torch.sigmoid(logits_real.detach()).mean()))
+        history["d_fake"].append(float(torch.sigmoid(logits_fake.detach()).mean()))
         if step % 50 == 0:
             bar.set_postfix(d_loss=f"{history['d_loss'][-1]:.3f}", g_loss=f"{history['g_loss'][-1]:.3f}")
     history["seconds"] = [time.perf_counter() - start]

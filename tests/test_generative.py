@@ -273,6 +273,29 @@ def test_gan_losses_match_binary_cross_entropy():
     assert torch.allclose(out["d_fake"], torch.sigmoid(fake).mean())
 
 
+def test_discriminator_and_generator_losses_match_binary_cross_entropy():
+    a, b = 3 * torch.randn(7), 3 * torch.randn(5)
+    expected_d = F.binary_cross_entropy(torch.sigmoid(a), torch.ones(7)) + F.binary_cross_entropy(
+        torch.sigmoid(b), torch.zeros(5))
+    assert torch.allclose(gen.discriminator_loss(a, b), expected_d, atol=1e-5)
+    assert torch.allclose(gen.generator_loss(b), -torch.log(torch.sigmoid(b)).mean(), atol=1e-5)
+    # Stable where the naive formula overflows: a confident discriminator, logits of +-100.
+    assert torch.isfinite(gen.discriminator_loss(torch.tensor([-100.0]), torch.tensor([100.0])))
+    assert float(gen.generator_loss(torch.tensor([-100.0]))) == pytest.approx(100.0)
+
+
+def test_gan_networks_standardize_with_loc_and_scale():
+    loc, scale = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])
+    torch.manual_seed(0)
+    g = gen.GANGenerator(latent_dim=3, hidden=8, loc=loc, scale=scale)
+    z = torch.randn(6, 3)
+    assert torch.allclose(g(z), loc + scale * g.net(z))
+    d = gen.GANDiscriminator(hidden=8, loc=loc, scale=scale)
+    x = torch.randn(6, 2)
+    assert torch.allclose(d(x), d.net((x - loc) / scale).squeeze(1))
+    assert set(dict(g.named_buffers())) == {"loc", "scale"}  # saved with the model, not trained
+
+
 def test_gan_discriminator_loss_does_not_reach_the_generator():
     torch.manual_seed(0)
     g, d = gen.GANGenerator(hidden=16), gen.GANDiscriminator(hidden=16)
@@ -377,6 +400,10 @@ def _cond(x):
                            batch_size=0), "batch_size"),
     (lambda: gen.gan_losses(gen.GANGenerator(), gen.GANDiscriminator(), torch.zeros(4), torch.zeros(4, 2)),
      "x_real"),
+    (lambda: gen.GANGenerator(latent_dim=0), "latent_dim"),
+    (lambda: gen.GANGenerator(scale=torch.tensor([1.0, 0.0])), "scale"),
+    (lambda: gen.GANDiscriminator(loc=torch.zeros(3)), "loc"),
+    (lambda: gen.GANGenerator(latent_dim=2)(torch.zeros(4, 3)), "z"),
     (lambda: gen.log_density_grid(gen.ring_log_density, resolution=1), "resolution"),
     (lambda: gen.log_density_grid(gen.ring_log_density, xlim=(1.0, -1.0)), "xlim"),
 ])
