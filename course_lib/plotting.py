@@ -47,18 +47,26 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str = "", ax=None, r
     return ax
 
 
-def plot_history(history: dict, keys=None, title: str = "Training curves", ylabel: str = "loss", ax=None, logy=False):
+def plot_history(history: dict, keys=None, title: str = "Training curves", ylabel: str = "loss", ax=None, logy=False,
+                 label: str = ""):
     """Plot per-epoch curves from ``course_lib.training.train``'s history.
 
     Args:
         history: ``{"train_loss": [...], "val_loss": [...], ...}``.
         keys: which series to draw (default: every ``*_loss`` series).
+        label: appended to each series' legend entry, to tell several runs apart on one ``ax``.
+
+    Raises:
+        ValueError: if no series is selected or a key is missing from ``history``.
     """
-    ax = ax or plt.figure(figsize=(6, 3.5)).gca()
     keys = keys or [k for k in history if k.endswith("loss")]
+    missing = [k for k in keys if k not in history]
+    if not keys or missing:
+        raise ValueError(f"keys must name series of history {sorted(history)}, got {keys or 'none'}")
+    ax = ax or plt.figure(figsize=(6, 3.5)).gca()
     for key in keys:
         values = history[key]
-        ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=key.replace("_", " "))
+        ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=f"{key.replace('_', ' ')}{label}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

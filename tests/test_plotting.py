@@ -16,6 +16,8 @@ def test_image_grid_places_each_image():
 def test_helpers_label_their_axes():
     ax = plotting.plot_history({"train_loss": [3, 2, 1], "val_loss": [3.5, 2.5, 2]})
     assert ax.get_xlabel() == "epoch" and ax.get_title() and len(ax.get_legend().get_texts()) == 2
+    plotting.plot_history({"train_loss": [1, 0.5]}, ax=ax, label=" (run 2)")
+    assert ax.get_legend().get_texts()[-1].get_text() == "train loss (run 2)"
     ax = plotting.plot_latent_scatter(torch.randn(20, 2), torch.arange(20) % 3, ["a", "b", "c"])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
     plt.close("all")
@@ -26,6 +28,8 @@ def test_helpers_label_their_axes():
     (lambda: plotting.image_grid(torch.rand(2, 1, 4, 4) + 1), r"values in \[0, 1\]"),
     (lambda: plotting.plot_latent_scatter(torch.rand(5, 3), torch.zeros(5)), r"codes must have shape \(N, 2\)"),
     (lambda: plotting.plot_latent_scatter(torch.rand(5, 2), torch.zeros(4)), r"labels must have shape \(5,\)"),
+    (lambda: plotting.plot_history({"train_acc": [1.0]}), "keys must name series of history"),
+    (lambda: plotting.plot_history({"train_loss": [1.0]}, keys=["val_loss"]), "keys must name series of history"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
