@@ -652,6 +652,7 @@ def train_gan(
     batch_size: int = 256,
     lr: float = 1e-3,
     betas: tuple[float, float] = (0.5, 0.999),
+    decay: bool = True,
     device: torch.device | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -671,6 +672,8 @@ def train_gan(
         batch_size: real points (and fakes) per step, a positive int.
         lr: both optimizers' learning rate, > 0.
         betas: Adam's (beta1, beta2).
+        decay: decay both learning rates linearly to 0 over the steps, so that the game, which
+            tends to oscillate, settles at the end.
         device: where to train; ``None`` picks ``get_device()``.
         seed: seeds the batches and the noise.
         progress: show a tqdm bar.
@@ -696,6 +699,8 @@ def train_gan(
     discriminator.to(device).train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+    schedules = [torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 - step / steps if decay else 1.0)
+                 for opt in (opt_d, opt_g)]
     history: dict[str, list[float]] = {"d_loss": [], "g_loss": [], "d_real": [], "d_fake": []}
     start = time.perf_counter()
     bar = tqdm(range(steps), desc="GAN", disable=not progress, leave=False)
@@ -714,6 +719,8 @@ def train_gan(
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward(inputs=list(generator.parameters()))  # D's gradients are not needed here
         opt_g.step()
+        for schedule in schedules:
+            schedule.step()
         history["d_loss"].append(float(d_loss.detach()))
         history["g_loss"].append(float(g_loss.detach()))
         history["d_real"].append(float(torch.sigmoid(logits_real.detach()).mean()))
