@@ -260,10 +260,6 @@ def test_checker_passes_the_reference(checker):
     assert checker.grade(REFERENCES[checker]).status == "correct"
 
 
-def _unseeded(fn):
-    return lambda mu, logvar, seed: fn(mu, logvar)
-
-
 @pytest.mark.parametrize(
     ("checker", "index"),
     [(c, i) for c in CHECKERS for i in range(len(c.mistakes))],
@@ -271,11 +267,7 @@ def _unseeded(fn):
 )
 def test_checker_names_each_mistake(checker, index):
     mistake = checker.mistakes[index]
-    wrong = mistake.wrong
-    if checker is ex.check_reparameterize:  # mistakes take (mu, logvar, seed); students write (mu, logvar)
-        def wrong(mu, logvar, _w=mistake.wrong):
-            return _w(mu, logvar, torch.initial_seed())
-    verdict = checker.grade(wrong)
+    verdict = checker.grade(mistake.wrong)
     assert verdict.status == "wrong"
     assert mistake.hint in verdict.message
 

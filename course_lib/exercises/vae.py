@@ -26,22 +26,16 @@ def _seeded(fn):
 
 
 class _SeededExercise(Exercise):
-    """An Exercise whose cases are (mu, logvar, seed): every function is called as fn(mu, logvar) after seeding.
+    """An Exercise for a random function of (mu, logvar); its cases are (mu, logvar, seed).
 
-    Calling it returns the student's function if it passes, else ``plain_reference`` (not the seeded wrapper).
+    ``reference`` and every ``Mistake.wrong`` take (mu, logvar), like the student's function; ``grade``
+    calls each of them as fn(mu, logvar) right after ``torch.manual_seed(seed)``.
     """
 
-    def __init__(self, *args, plain_reference, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.plain_reference = plain_reference
-
-    def __call__(self, fn, seed: int = 0):
-        verdict = self.grade(fn, seed)
-        print(verdict.message)
-        return fn if verdict.passed else self.plain_reference
-
     def grade(self, fn, seed: int = 0):
-        return super().grade(_seeded(fn), seed)
+        seeded = Exercise(self.name, _seeded(self.reference), self.reference_name, self.make_cases,
+                          [Mistake(m.hint, _seeded(m.wrong)) for m in self.mistakes], self.atol, self.rtol)
+        return seeded.grade(_seeded(fn), seed)
 
 
 def _mu_logvar_seed(g: torch.Generator):
@@ -55,26 +49,25 @@ def _eps(mu):
 
 check_reparameterize = _SeededExercise(
     "Exercise 3.1, the reparameterization trick (vae-reparam)",
-    _seeded(vae.reparameterize),
+    vae.reparameterize,
     "course_lib.vae.reparameterize",
     _mu_logvar_seed,
     mistakes=[
         Mistake("you multiplied eps by the variance exp(logvar); the standard deviation is exp(logvar / 2) "
-                "(a missing 1/2).", _seeded(lambda mu, lv: mu + lv.exp() * _eps(mu))),
+                "(a missing 1/2).", lambda mu, lv: mu + lv.exp() * _eps(mu)),
         Mistake("logvar is the log-variance, not the standard deviation: sigma = exp(logvar / 2).",
-                _seeded(lambda mu, lv: mu + lv * _eps(mu))),
+                lambda mu, lv: mu + lv * _eps(mu)),
         Mistake("sigma = exp(logvar / 2), not sqrt(logvar): logvar is a logarithm and may be negative.",
-                _seeded(lambda mu, lv: mu + lv.abs().sqrt() * _eps(mu))),
-        Mistake("you forgot the mean: z = mu + sigma * eps.", _seeded(lambda mu, lv: (0.5 * lv).exp() * _eps(mu))),
+                lambda mu, lv: mu + lv.abs().sqrt() * _eps(mu)),
+        Mistake("you forgot the mean: z = mu + sigma * eps.", lambda mu, lv: (0.5 * lv).exp() * _eps(mu)),
         Mistake("you returned mu without noise: the sample needs sigma * eps with eps ~ N(0, I) (torch.randn_like).",
-                _seeded(lambda mu, lv: mu)),
+                lambda mu, lv: mu),
         Mistake("mu - sigma * eps has the right distribution, but write z = mu + sigma * eps as in (vae-reparam) "
                 "so that the checker can compare your samples with the reference.",
-                _seeded(lambda mu, lv: mu - (0.5 * lv).exp() * _eps(mu))),
+                lambda mu, lv: mu - (0.5 * lv).exp() * _eps(mu)),
         Mistake("eps must be standard normal (torch.randn_like), not uniform (torch.rand_like).",
-                _seeded(lambda mu, lv: mu + (0.5 * lv).exp() * torch.rand_like(mu))),
+                lambda mu, lv: mu + (0.5 * lv).exp() * torch.rand_like(mu)),
     ],
-    plain_reference=vae.reparameterize,
 )
 """Example:
     >>> check_reparameterize.grade(lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).status
