@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib import autoencoder, checkpoints, vae, vq
+from course_lib import autoencoder, checkpoints, classifier, vae, vq
 from course_lib.data import load_fashion_mnist
 from course_lib.metrics import psnr
 from course_lib.runtime import get_device, seed_everything
@@ -149,6 +149,26 @@ def vae_recipe(latent_dim: int, likelihood: str = "bernoulli", epochs: int = 5, 
     return run
 
 
+def classifier_recipe(epochs: int = 4, feature_dim: int = 128):
+    """The Fashion-MNIST classifier whose features and softmax give the domain FID and IS (course_lib.fid)."""
+    def run(device):
+        x_all, y_all = load_fashion_mnist("train")
+        x_test, y_test = load_fashion_mnist("test")
+        x_train, y_train = x_all[:-VALIDATION_SIZE], y_all[:-VALIDATION_SIZE]
+        x_val, y_val = x_all[-VALIDATION_SIZE:], y_all[-VALIDATION_SIZE:]
+        seed_everything(0)
+        init_kwargs = {"feature_dim": feature_dim, "num_classes": 10}
+        model = classifier.FashionClassifier(**init_kwargs)
+        recipe = {"epochs": epochs, "lr": 2e-3, "batch_size": 128, "seed": 0, "schedule": "cosine"}
+        history = classifier.train_classifier(model, x_train, y_train, x_val=x_val, y_val=y_val, device=device,
+                                              **{k: v for k, v in recipe.items() if k != "schedule"})
+        model.cpu()
+        metrics = {"test_accuracy": classifier.accuracy(model, x_test, y_test),
+                   "val_accuracy": classifier.accuracy(model, x_val, y_val)}
+        return model, init_kwargs, recipe, history, metrics
+    return run
+
+
 RECIPES = {
     "autoencoder_latent2": autoencoder_recipe(2),
     "autoencoder_latent16": autoencoder_recipe(16),
@@ -159,6 +179,7 @@ RECIPES = {
     "vae_conv_latent2": vae_recipe(2),
     "vae_conv_latent16": vae_recipe(16),
     "vae_conv_gauss_latent16": vae_recipe(16, likelihood="gaussian", epochs=3, iwae_k=100),
+    "fashion_classifier": classifier_recipe(),
 }
 
 

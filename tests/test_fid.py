@@ -1,0 +1,252 @@
+"""FID and Inception Score from course_lib, compared with pytorch-fid, torchmetrics and torch-fidelity.
+
+No test downloads anything: the InceptionV3 is compared with pytorch-fid's on random weights written
+under pytorch-fid's file name into a temporary torch hub cache that both implementations read.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from pytorch_fid.fid_score import calculate_frechet_distance
+from torch_fidelity.metric_isc import isc_features_to_metric
+from torchmetrics.image.fid import _compute_fid
+from torchmetrics.image.inception import InceptionScore
+
+from course_lib import fid as F
+from course_lib.fid import fid, frechet_distance, gaussian_statistics, inception_score, probs_from_logits
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def correlated_features(n, d, seed, shift=0.0):
+    g = torch.Generator().manual_seed(seed)
+    mixing = torch.randn(d, d, generator=g, dtype=torch.float64) / math.sqrt(d)
+    return torch.randn(n, d, generator=g, dtype=torch.float64) @ mixing + shift
+
+
+def np_stats(x):
+    x = x.numpy()
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
+# ------------------------------------------------------------------------------------------------ FID
+
+
+@pytest.mark.parametrize("n, d, rel", [(2000, 64, 1e-6), (600, 128, 1e-6), (40, 64, 1e-3), (100, 256, 1e-3)])
+def test_frechet_distance_equals_pytorch_fid(n, d, rel):
+    real, fake = correlated_features(n, d, 0), correlated_features(n, d, 1, shift=0.1)
+    mu1, s1 = np_stats(real)
+    mu2, s2 = np_stats(fake)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = calculate_frechet_distance(mu1, s1, mu2, s2)
+    ours = float(frechet_distance(mu1, s1, mu2, s2))
+    assert ours == pytest.approx(ref, rel=rel)
+    if n < d:
+        with pytest.warns(UserWarning, match="fewer samples|samples for"):
+            assert float(fid(real, fake)) == pytest.approx(ref, rel=rel)
+    else:
+        assert float(fid(real, fake)) == pytest.approx(ref, rel=rel)
+
+
+@pytest.mark.parametrize("n, d", [(1500, 64), (300, 32)])
+def test_fid_equals_torchmetrics(n, d):
+    real, fake = correlated_features(n, d, 2), correlated_features(n, d, 3, shift=0.2)
+    mu1, s1 = gaussian_statistics(real)
+    mu2, s2 = gaussian_statistics(fake)
+    ref = float(_compute_fid(mu1, s1, mu2, s2))
+    assert float(fid(real, fake)) == pytest.approx(ref, rel=1e-6)
+    # and our statistics are numpy's (sample covariance, N - 1)
+    np.testing.assert_allclose(s1.numpy(), np.cov(real.numpy(), rowvar=False), rtol=1e-12, atol=1e-14)
+
+
+def test_torchmetrics_metric_class_on_the_same_features():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    class Identity(torch.nn.Module):
+        num_features = 16
+
+        def forward(self, x):
+            return x
+
+    real, fake = correlated_features(400, 16, 4), correlated_features(400, 16, 5, shift=0.3)
+    metric = FrechetInceptionDistance(feature=Identity(), normalize=False).double()
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    assert float(fid(real, fake)) == pytest.approx(float(metric.compute()), rel=1e-6)
+
+
+def test_closed_form_diagonal_gaussians():
+    a = torch.tensor([1.0, 4.0, 0.25, 9.0, 0.0], dtype=torch.float64)
+    b = torch.tensor([4.0, 1.0, 1.0, 9.0, 2.25], dtype=torch.float64)
+    mu1, mu2 = torch.zeros(5), torch.tensor([1.0, -1.0, 0.0, 2.0, 0.5])
+    expected = float((mu1.double() - mu2.double()).pow(2).sum() + (a.sqrt() - b.sqrt()).pow(2).sum())
+    assert float(frechet_distance(mu1, torch.diag(a), mu2, torch.diag(b))) == pytest.approx(expected, rel=1e-12)
+    # rotating both covariances by the same orthogonal matrix changes nothing
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    value = frechet_distance(q @ mu1.double(), q @ torch.diag(a) @ q.T, q @ mu2.double(), q @ torch.diag(b) @ q.T)
+    # a zero eigenvalue rotated becomes ~1e-16, whose square root is ~1e-8: that is the rounding floor
+    assert float(value) == pytest.approx(expected, rel=1e-7)
+
+
+def test_non_commuting_closed_form():
+    # 1-D rank-one covariances along different directions: Tr sqrt(S1 S2) = |u.v| sqrt(a b)
+    u, v = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.6, 0.8], dtype=torch.float64)
+    s1, s2 = 4 * torch.outer(u, u), 9 * torch.outer(v, v)
+    expected = 4 + 9 - 2 * 0.6 * 6
+    assert float(frechet_distance(torch.zeros(2), s1, torch.zeros(2), s2)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_identical_sets_give_zero_and_are_symmetric():
+    x, y = correlated_features(300, 20, 6), correlated_features(300, 20, 7, shift=0.5)
+    assert float(fid(x, x)) == pytest.approx(0, abs=1e-9)
+    assert float(fid(x, y)) == pytest.approx(float(fid(y, x)), rel=1e-9)
+
+
+def test_fid_errors_and_warning():
+    x = torch.randn(10, 4)
+    with pytest.raises(ValueError, match="same width"):
+        fid(x, torch.randn(10, 5))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fid(x, torch.full((10, 4), float("nan")))
+    with pytest.raises(ValueError, match="at least two"):
+        fid(x, torch.randn(1, 4))
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        fid(x, torch.randn(10))
+    with pytest.raises(ValueError, match="symmetric"):
+        frechet_distance(torch.zeros(2), torch.tensor([[1.0, 0.5], [0.0, 1.0]]), torch.zeros(2), torch.eye(2))
+    with pytest.raises(ValueError, match="negative eigenvalue"):
+        frechet_distance(torch.zeros(2), -torch.eye(2), torch.zeros(2), torch.eye(2))
+    with pytest.raises(ValueError, match="same width"):
+        frechet_distance(torch.zeros(2), torch.eye(2), torch.zeros(3), torch.eye(3))
+    with pytest.warns(UserWarning, match="singular"):
+        fid(torch.randn(3, 8), torch.randn(20, 8))
+
+
+# ------------------------------------------------------------------------------------------------- IS
+
+
+def random_logits(n, k, seed, sharp=3.0):
+    g = torch.Generator().manual_seed(seed)
+    return sharp * torch.randn(n, k, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("n, k, splits", [(1000, 10, 10), (997, 20, 7), (50, 1008, 1)])
+def test_inception_score_equals_torch_fidelity(n, k, splits):
+    logits = random_logits(n, k, n)
+    ref = isc_features_to_metric(logits, splits=splits, shuffle=False)
+    mean, std = inception_score(probs_from_logits(logits), splits=splits)
+    assert mean == pytest.approx(ref["inception_score_mean"], rel=1e-10)
+    assert std == pytest.approx(ref["inception_score_std"], rel=1e-8, abs=1e-12)
+
+
+def test_inception_score_equals_torchmetrics_with_its_shuffle_and_ddof():
+    class Identity(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    logits, splits = random_logits(1000, 10, 1), 10
+    metric = InceptionScore(feature=Identity(), splits=splits, normalize=False).double()
+    metric.update(logits)
+    torch.manual_seed(123)
+    order = torch.randperm(1000)  # the permutation torchmetrics draws in compute()
+    torch.manual_seed(123)
+    ref_mean, ref_std = metric.compute()
+    mean, std = inception_score(probs_from_logits(logits[order]), splits=splits)
+    assert mean == pytest.approx(float(ref_mean), rel=1e-6)
+    # torchmetrics' std has ddof 1, ours (like the original code and torch-fidelity) ddof 0
+    assert std * math.sqrt(splits / (splits - 1)) == pytest.approx(float(ref_std), rel=1e-5)
+
+
+def test_inception_score_extremes():
+    k = 5
+    assert inception_score(torch.full((40, k), 1 / k), splits=4) == pytest.approx((1.0, 0.0))
+    assert inception_score(torch.eye(k).repeat(8, 1), splits=4) == pytest.approx((k, 0.0))
+    one_class = torch.zeros(40, k)
+    one_class[:, 2] = 1
+    assert inception_score(one_class, splits=4)[0] == pytest.approx(1.0)
+
+
+def test_inception_score_errors():
+    p = torch.full((10, 4), 0.25)
+    with pytest.raises(ValueError, match="sum to 1"):
+        inception_score(torch.rand(10, 4) + 0.5)
+    with pytest.raises(ValueError, match="NaN"):
+        inception_score(torch.full((10, 4), float("nan")))
+    with pytest.raises(ValueError, match="at least two"):
+        inception_score(p[:1], splits=1)
+    with pytest.raises(ValueError, match="splits"):
+        inception_score(p, splits=11)
+    with pytest.raises(ValueError, match="negative"):
+        inception_score(torch.tensor([[1.5, -0.5], [0.5, 0.5]]), splits=1)
+
+
+# ------------------------------------------------------------------------------------------ Inception
+
+
+@pytest.fixture(scope="module")
+def random_fid_weights(tmp_path_factory):
+    from pytorch_fid import inception as pf
+
+    home = tmp_path_factory.mktemp("torch_home")
+    torch.manual_seed(0)
+    net = pf._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    for name, cls, args in [("Mixed_5b", pf.FIDInceptionA, (192, 32)), ("Mixed_5c", pf.FIDInceptionA, (256, 64)),
+                            ("Mixed_5d", pf.FIDInceptionA, (288, 64)), ("Mixed_6b", pf.FIDInceptionC, (768, 128)),
+                            ("Mixed_6c", pf.FIDInceptionC, (768, 160)), ("Mixed_6d", pf.FIDInceptionC, (768, 160)),
+                            ("Mixed_6e", pf.FIDInceptionC, (768, 192)), ("Mixed_7b", pf.FIDInceptionE_1, (1280,)),
+                            ("Mixed_7c", pf.FIDInceptionE_2, (2048,))]:
+        setattr(net, name, cls(*args))
+    state = net.state_dict()
+    # Non-trivial batch-norm statistics, so that a swapped layer cannot hide.
+    g = torch.Generator().manual_seed(1)
+    for key, value in state.items():
+        if key.endswith("running_var"):
+            value.copy_(0.5 + torch.rand(value.shape, generator=g))
+        elif key.endswith("running_mean"):
+            value.copy_(0.1 * torch.randn(value.shape, generator=g))
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    path = home / "hub" / "checkpoints" / F.FID_WEIGHTS_FILE
+    torch.save(state, path)
+    return home, path, state
+
+
+def test_inception_features_equal_pytorch_fid(random_fid_weights, monkeypatch):
+    from pytorch_fid.inception import InceptionV3 as PFInception
+
+    home, path, state = random_fid_weights
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    assert F.inception_weights_path() == path and F.inception_available()
+    ours = F.InceptionV3(download=False)
+    assert list(ours.state_dict()) == list(state)  # same layers, same keys, same order
+    ref = PFInception([3]).eval()
+    images = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = ref(images)[0].flatten(1).double()
+    got = ours.features(images)
+    assert got.shape == (2, 2048)
+    scale = expected.abs().max()
+    assert (got - expected).abs().max() <= 1e-5 * scale
+    # grayscale input is the same as its RGB repetition
+    gray = images[:, :1]
+    assert torch.allclose(ours.features(gray), ours.features(gray.expand(-1, 3, -1, -1)))
+    probs = ours.probs(images)
+    assert probs.shape == (2, 1008) and torch.allclose(probs.sum(1), torch.ones(2, dtype=torch.float64))
+
+
+def test_inception_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert not F.inception_available()
+    with pytest.raises(F.InceptionWeightsNotFoundError, match="pt_inception-2015-12-05-6726825d.pth"):
+        F.InceptionV3(download=False)
+    with pytest.raises(F.InceptionWeightsNotFoundError, match="does not exist"):
+        F.InceptionV3(weights=tmp_path / "nope.pth")
