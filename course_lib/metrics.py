@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 REDUCTIONS = ("mean", "none")
 
@@ -252,10 +253,12 @@ def ssim(
     """
     _check_reduction(reduction)
     _check_window(preds, target, data_range, kernel_size)
-    mu_x, mu_y, var_x, var_y, cov = _local_statistics(preds, target, kernel_size, sigma)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    ssim_map = (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    values = ssim_map.mean(dim=(1, 2, 3))
+    values = []
+    for mu_x, mu_y, var_x, var_y, cov in _local_statistics_chunks(preds, target, kernel_size, sigma):
+        ssim_map = (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        values.append(ssim_map.mean(dim=(1, 2, 3)))
+    values = torch.cat(values)
     return values if reduction == "none" else values.mean()
 
 
@@ -269,7 +272,8 @@ def _check_window(preds, target, data_range, kernel_size) -> None:
                          f"(the SSIM window), got {h}x{w}")
 
 
-_TOEPLITZ_MAX = 1024
+_CHUNK_BYTES = 8 * 2**20
+_TILE = 16  # output columns per banded-matrix product: BLAS speed without the full matrix's wasted zeros
 
 
 def _toeplitz(win: torch.Tensor, size: int) -> torch.Tensor:
@@ -282,29 +286,43 @@ def _toeplitz(win: torch.Tensor, size: int) -> torch.Tensor:
     return band
 
 
-def _local_statistics(preds, target, kernel_size, sigma):
-    """Gaussian-weighted local mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy on the valid windows, float64.
+def _filter_last_dim(stack: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
+    """Valid 1-D filtering of the last dimension with ``win``, tile by tile.
 
-    The separable filter is applied along W, then along H, to the whole batch at once: as a product
-    with a banded (Toeplitz) matrix for sides up to ``_TOEPLITZ_MAX`` pixels (float64 matrix products
-    are fast BLAS calls, while PyTorch's float64 convolution on the CPU has no fast kernel), else as
-    kernel_size shifted, weighted in-place additions.
+    The row is cut into overlapping tiles of ``_TILE + k - 1`` values (``unfold``), each multiplied by
+    one small banded matrix: float64 matrix products are fast BLAS calls, while PyTorch's float64
+    convolution on the CPU has no fast kernel; tiles keep the matrix's zeros few.
+    """
+    k, size = win.numel(), stack.shape[-1]
+    out_size = size - k + 1
+    tile = min(_TILE, out_size)
+    n_tiles = -(-out_size // tile)
+    padded = F.pad(stack, (0, n_tiles * tile + k - 1 - size))  # zeros only feed outputs we crop
+    windows = padded.unfold(-1, tile + k - 1, tile)  # (..., n_tiles, tile + k - 1)
+    return (windows @ _toeplitz(win, tile + k - 1)).flatten(-2)[..., :out_size]
+
+
+def _local_statistics_chunks(preds, target, kernel_size, sigma):
+    """Yield, chunk of images by chunk, the Gaussian-weighted local mu_x, mu_y, sigma_x^2, sigma_y^2,
+    sigma_xy on the valid windows, float64, each of shape (n, C, H - k + 1, W - k + 1).
+
+    The separable filter is applied along W, then along H, to a chunk of about ``_CHUNK_BYTES`` of
+    statistics at once, so that the work stays in the CPU's cache (on 32 colour 256x256 images, about
+    twice as fast as the whole batch at once).
     """
     win = gaussian_window(kernel_size, sigma, device=preds.device)
-    x, y = preds.double(), target.double()
-    stack = torch.stack([x, y, x * x, y * y, x * y])  # (5, N, C, H, W): one pass filters all five
-    for dim in (-1, -2):
-        size = stack.shape[dim]
-        if size <= _TOEPLITZ_MAX:
-            band = _toeplitz(win, size)  # (size, size - k + 1)
-            stack = stack @ band if dim == -1 else band.T @ stack
-        else:
-            out_size = size - kernel_size + 1
-            out = stack.narrow(dim, 0, out_size) * win[0]
-            for k in range(1, kernel_size):
-                out.add_(stack.narrow(dim, k, out_size), alpha=float(win[k]))
-            stack = out
-    mu_x, mu_y, e_xx, e_yy, e_xy = stack
-    var_x = (e_xx - mu_x**2).clamp_min(0)
-    var_y = (e_yy - mu_y**2).clamp_min(0)
-    return mu_x, mu_y, var_x, var_y, e_xy - mu_x * mu_y
+    chunk = max(1, _CHUNK_BYTES // (5 * preds[0].numel() * 8))
+    for start in range(0, len(preds), chunk):
+        x, y = preds[start:start + chunk].double(), target[start:start + chunk].double()
+        stack = torch.stack([x, y, x * x, y * y, x * y])  # (5, n, C, H, W): one pass filters all five
+        stack = _filter_last_dim(stack, win)
+        mu_x, mu_y, e_xx, e_yy, e_xy = _filter_last_dim(stack.transpose(-1, -2), win).transpose(-1, -2)
+        var_x = (e_xx - mu_x**2).clamp_min(0)
+        var_y = (e_yy - mu_y**2).clamp_min(0)
+        yield mu_x, mu_y, var_x, var_y, e_xy - mu_x * mu_y
+
+
+def _local_statistics(preds, target, kernel_size, sigma):
+    """The statistics of ``_local_statistics_chunks`` for the whole batch."""
+    chunks = list(_local_statistics_chunks(preds, target, kernel_size, sigma))
+    return tuple(torch.cat(parts) for parts in zip(*chunks, strict=True))
