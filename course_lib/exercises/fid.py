@@ -1,0 +1,173 @@
+"""Checkers for the FID and Inception Score chapter (notebook 06_fid_and_inception_score)."""
+
+from __future__ import annotations
+
+import torch
+
+from course_lib import fid as fid_lib
+from course_lib.exercises import Exercise, Mistake
+
+
+class _MetricExercise(Exercise):
+    """An Exercise whose answers are scalars: floats and 0-dim tensors compare alike; complex answers are
+    rejected (FID is real: a complex result means the imaginary rounding noise of ``sqrtm`` was kept)."""
+
+    def _compare(self, got, expected):
+        if isinstance(expected, tuple):
+            return super()._compare(got, expected)
+        if isinstance(got, complex) or (isinstance(got, torch.Tensor) and got.is_complex()):
+            if isinstance(expected, torch.Tensor) and expected.is_complex():
+                expected, got = expected.real, got.real  # both complex: compare what they agree on
+            else:
+                return "your answer is complex; FID is a real number"
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = float(got)
+        if isinstance(expected, torch.Tensor) and expected.numel() == 1:
+            expected = float(expected)
+        if isinstance(got, int) and not isinstance(got, bool):
+            got = float(got)
+        return super()._compare(got, expected)
+
+
+# ------------------------------------------------------------------------------- Frechet distance
+
+
+def _fd_cases(g: torch.Generator):
+    """Few samples (N from 8 to 30) in 3 to 6 dimensions, correlated, so that N vs N - 1 shows."""
+    cases = []
+    for n, d, shift in [(12, 3, 0.5), (30, 5, 0.2), (8, 4, 1.0), (20, 6, 0.0)]:
+        mixing = torch.randn(d, d, generator=g, dtype=torch.float64)
+        real = torch.randn(n, d, generator=g, dtype=torch.float64) @ mixing
+        fake = torch.randn(n + 5, d, generator=g, dtype=torch.float64) @ (mixing + 0.5 * torch.eye(d)) + shift
+        cases.append((real, fake))
+    return cases
+
+
+def _stats(x, ddof=1):
+    mu = x.mean(0)
+    c = x - mu
+    return mu, c.T @ c / (x.shape[0] - ddof)
+
+
+def _fd_reference(real, fake):
+    return fid_lib.fid(real, fake)
+
+
+def _fd_variant(real, fake, ddof=1, trace_terms=True, factor=2.0, cross="sqrt_product"):
+    mu1, s1 = _stats(real.double(), ddof)
+    mu2, s2 = _stats(fake.double(), ddof)
+    if cross == "sqrt_product":
+        tr = fid_lib.trace_sqrt_product(s1, s2)
+    elif cross == "product_of_roots":
+        tr = (fid_lib.sqrtm_psd(s1) @ fid_lib.sqrtm_psd(s2)).trace()
+    else:  # element-wise square root of the product's entries
+        tr = (s1 @ s2).abs().sqrt().trace()
+    value = (mu1 - mu2).pow(2).sum()
+    if trace_terms:
+        value = value + s1.trace() + s2.trace() - factor * tr
+    return value
+
+
+def _fd_complex(real, fake):
+    value = _fd_reference(real, fake)
+    return torch.complex(value, torch.tensor(1e-9, dtype=torch.float64))
+
+
+check_frechet_distance = _MetricExercise(
+    "Exercise 6.1, FID of two feature sets (fid)",
+    _fd_reference,
+    "course_lib.fid.fid",
+    _fd_cases,
+    mistakes=[
+        Mistake("only the means are compared: FID also has the covariance terms "
+                "Tr(S_r) + Tr(S_g) - 2 Tr((S_r S_g)^(1/2)).",
+                lambda r, f: _fd_variant(r, f, trace_terms=False)),
+        Mistake("the covariance must be the sample covariance, divided by N - 1 (numpy.cov, pytorch-fid, "
+                "torchmetrics), not by N.",
+                lambda r, f: _fd_variant(r, f, ddof=0)),
+        Mistake("the cross term is -2 Tr((S_r S_g)^(1/2)): you forgot the factor 2.",
+                lambda r, f: _fd_variant(r, f, factor=1.0)),
+        Mistake("Tr((S_r S_g)^(1/2)) is not Tr(S_r^(1/2) S_g^(1/2)) unless the covariances commute: take the "
+                "square root of the product (e.g. the eigenvalues of S_r^(1/2) S_g S_r^(1/2)).",
+                lambda r, f: _fd_variant(r, f, cross="product_of_roots")),
+        Mistake("torch.sqrt of a matrix is element-wise: the matrix square root is a matrix R with R @ R = S "
+                "(use eigenvalues: Tr((S_r S_g)^(1/2)) = sum sqrt(eigenvalues)).",
+                lambda r, f: _fd_variant(r, f, cross="elementwise")),
+        Mistake("keep only the real part: the square root of S_r S_g (scipy.linalg.sqrtm, torch.linalg.eigvals) "
+                "can carry an imaginary rounding error; FID is real.",
+                _fd_complex),
+    ],
+    rtol=1e-6, atol=1e-8,
+)
+"""Example:
+    >>> check_frechet_distance.grade(lambda r, f: (r.mean(0) - f.mean(0)).pow(2).sum()).message[:7]
+    '[wrong]'
+"""
+
+
+# ------------------------------------------------------------------------------- Inception Score
+
+
+def _is_cases(g: torch.Generator):
+    """Probabilities of varying sharpness and class balance; N divisible by the number of splits."""
+    cases = []
+    for n, k, splits, sharp in [(60, 10, 3, 3.0), (100, 5, 5, 1.0), (40, 8, 4, 6.0), (90, 3, 10, 2.0)]:
+        bias = torch.linspace(0, 1.5, k, dtype=torch.float64)  # unbalanced classes
+        logits = sharp * torch.randn(n, k, generator=g, dtype=torch.float64) + bias
+        cases.append((torch.softmax(logits, dim=1), splits))
+    return cases
+
+
+def _is_reference(probs, splits):
+    return fid_lib.inception_score(probs, splits)
+
+
+def _is_variant(probs, splits, direction="forward", log=torch.log, combine="exp_then_mean", ddof=0,
+                marginal="split"):
+    p = probs.double()
+    n = p.shape[0]
+    kls, scores = [], []
+    for i in range(splits):
+        part = p[i * n // splits:(i + 1) * n // splits]
+        py = (p if marginal == "all" else part).mean(0, keepdim=True)
+        if direction == "forward":
+            kl = (part * (log(part) - log(py))).sum(1)
+        else:
+            kl = (py * (log(py) - log(part))).sum(1)
+        kls.append(kl)
+        scores.append(kl.exp().mean() if combine == "mean_of_exp" else kl.mean().exp())
+    if combine == "mean_before_exp":
+        scores = [torch.stack([k.mean() for k in kls]).mean().exp()]
+        return float(scores[0]), 0.0
+    s = torch.stack(scores)
+    return float(s.mean()), float(s.std(correction=ddof))
+
+
+check_inception_score = _MetricExercise(
+    "Exercise 6.2, the Inception Score over splits (inception-score)",
+    _is_reference,
+    "course_lib.fid.inception_score",
+    _is_cases,
+    mistakes=[
+        Mistake("the KL divergence is KL(p(y|x) || p(y)) = sum_y p(y|x) (log p(y|x) - log p(y)), not the reverse.",
+                lambda p, s: _is_variant(p, s, direction="reverse")),
+        Mistake("use the natural log: with log2 the KL is in bits, and exp of bits is not the Inception Score.",
+                lambda p, s: _is_variant(p, s, log=torch.log2)),
+        Mistake("take the exponential per split, then average the split scores (and their std): you averaged "
+                "the KL over all splits before the exponential.",
+                lambda p, s: _is_variant(p, s, combine="mean_before_exp")),
+        Mistake("the score is exp of the mean KL over the split, not the mean of exp(KL) per image.",
+                lambda p, s: _is_variant(p, s, combine="mean_of_exp")),
+        Mistake("p(y) is the mean of p(y|x) over the split's images, not over the whole set.",
+                lambda p, s: _is_variant(p, s, marginal="all")),
+        Mistake("the std is numpy's (ddof 0), as the original code and torch-fidelity, not ddof 1.",
+                lambda p, s: _is_variant(p, s, ddof=1)),
+    ],
+    rtol=1e-6, atol=1e-9,
+)
+"""Example:
+    >>> check_inception_score.grade(lambda p, s: _is_variant(p, s, log=torch.log2)).status
+    'wrong'
+"""
+
+__all__ = ["check_frechet_distance", "check_inception_score"]
