@@ -69,7 +69,7 @@ class LinearGaussianModel:
         >>> model = LinearGaussianModel(torch.ones(2, 1), torch.zeros(2), 0.5)
         >>> x = torch.tensor([[1.0, 1.0]])
         >>> m, S = model.posterior(x)
-        >>> bool(torch.allclose(model.elbo(x, m, S), model.log_marginal(x)))  # (elbo-tight)
+        >>> bool(torch.allclose(model.elbo(x, m, S), model.log_marginal(x)))  # tight at the posterior
         True
     """
 
@@ -109,7 +109,16 @@ class LinearGaussianModel:
         return x
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
-        """Book equation (lg-marginal): log p(x) = log N(x; b, W W^T + s^2 I), shape (N,)."""
+        """Book equation (lg-marginal): log p(x) = log N(x; b, W W^T + s^2 I), shape (N,).
+
+        Raises:
+            ValueError: if ``x`` is not (N, D).
+
+        Example:
+            >>> model = LinearGaussianModel(torch.zeros(1, 1), torch.zeros(1), 1.0)  # x ~ N(0, 1)
+            >>> model.log_marginal(torch.zeros(1, 1))  # -log(2 pi) / 2
+            tensor([-0.9189], dtype=torch.float64)
+        """
         x = self._x(x)
         chol = torch.linalg.cholesky(self.W @ self.W.T + self.noise_var * torch.eye(self.D, dtype=torch.float64))
         r = torch.linalg.solve_triangular(chol, (x - self.b).T, upper=False)  # (D, N)
@@ -178,7 +187,14 @@ class LinearGaussianModel:
         return self.log_joint(x, z) - log_q
 
     def mc_elbo(self, x, q_mean, q_cov, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Book equation (elbo-mc): the Monte Carlo ELBO (1/k) sum_i [log p(x, z_i) - log q(z_i)], shape (N,)."""
+        """Book equation (elbo-mc): the Monte Carlo ELBO (1/k) sum_i [log p(x, z_i) - log q(z_i)], shape (N,).
+
+        Example:
+            >>> model = LinearGaussianModel.random(D=3, d=1); x, _ = model.sample(2)
+            >>> m, S = model.posterior(x)  # at the posterior every sample gives log p(x) exactly
+            >>> bool(torch.allclose(model.mc_elbo(x, m, S, k=5), model.log_marginal(x)))
+            True
+        """
         return self.log_weights(x, q_mean, q_cov, k, generator).mean(0)
 
     def iwae(self, x, q_mean, q_cov, k: int, generator: torch.Generator | None = None) -> torch.Tensor:

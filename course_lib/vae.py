@@ -2,7 +2,7 @@
 
 Book equations (``book/vae.md`` and ``book/elbo.md``):
 
-- (vae-encoder) q_phi(z|x) = N(mu(x), diag exp(logvar(x))), (vae-prior) p(z) = N(0, I);
+- (vae-encoder) q_phi(z|x) = N(mu(x), diag exp(logvar(x))), (vae-model) the prior p(z) = N(0, I);
 - (vae-reparam) z = mu + exp(logvar / 2) * eps, eps ~ N(0, I);
 - (vae-kl-gauss) KL(q || p(z)) = 1/2 sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j);
 - (vae-elbo) ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)), and its negative, the loss (vae-loss);
@@ -577,6 +577,12 @@ def evaluate_vae(model: VAE, x: torch.Tensor, x_grey: torch.Tensor | None = None
         "psnr_db", "active_units"}``: negative ELBO and its parts averaged over ``x``; the IWAE NLL
         estimate and, for comparison, the negative ELBO on the same ``n_iwae`` images; the PSNR of
         decode(mu(x)) against ``x_grey``; the active units.
+
+    Example:
+        >>> x = torch.rand(6, 1, 28, 28)
+        >>> m = evaluate_vae(MLPVAE(2, hidden=8), binarize(x), x_grey=x, k=3, n_iwae=2)
+        >>> m["iwae_k"], m["iwae_images"], m["neg_elbo"] > 0
+        (3, 2, True)
     """
     from course_lib.metrics import psnr  # local import: metrics does not depend on the VAE
     from course_lib.training import evaluate
