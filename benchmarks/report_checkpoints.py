@@ -15,7 +15,8 @@ def main() -> None:
     for name, entry in sorted(read_manifest().items()):
         size = (PRETRAINED_DIR / entry["file"]).stat().st_size / 1024
         metrics = ", ".join(f"{k} = {v:.4g}" for k, v in entry.get("metrics", {}).items())
-        rows.append(f"| {name} | {size:.0f} | {entry.get('recipe', {}).get('epochs', '')} | {entry.get('trained_on', '')} "
+        epochs = entry.get("recipe", {}).get("epochs", "")
+        rows.append(f"| {name} | {size:.0f} | {epochs} | {entry.get('trained_on', '')} "
                     f"| {entry.get('train_seconds', '')} | {metrics} |")
     text = "# Shipped checkpoints\n\nWritten by `python benchmarks/report_checkpoints.py` from the manifest.\n\n"
     out = Path(__file__).parent / "checkpoints.md"
