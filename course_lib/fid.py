@@ -68,10 +68,13 @@ def sqrtm_psd(sigma: torch.Tensor) -> torch.Tensor:
 def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
     """Tr (S1 S2)^(1/2) for symmetric PSD S1, S2, in float64, without a non-symmetric ``sqrtm``.
 
-    S1 S2 is similar to the symmetric PSD matrix M = S1^(1/2) S2 S1^(1/2) (conjugate by S1^(1/2)), so
-    both have the same non-negative eigenvalues lambda_i and Tr (S1 S2)^(1/2) = sum_i sqrt(lambda_i).
-    Two symmetric eigendecompositions (``eigh``) replace scipy's Schur-based ``sqrtm`` of a
-    non-symmetric matrix; no imaginary part can appear, and singular matrices need no offset.
+    For any factor S1 = A A^T, S1 S2 = A A^T S2 is similar to the symmetric PSD matrix M = A^T S2 A
+    (conjugate by A), so both have the same non-negative eigenvalues lambda_i and
+    Tr (S1 S2)^(1/2) = sum_i sqrt(lambda_i), book equation (fid-trace). A is the Cholesky factor when
+    S1 is positive definite (cheap), else the symmetric square root ``sqrtm_psd(S1)`` (singular
+    covariances: fewer samples than dimensions). One symmetric eigenvalue problem (``eigvalsh``)
+    replaces scipy's Schur-based ``sqrtm`` of a non-symmetric matrix; no imaginary part can appear,
+    tiny negative eigenvalues from rounding are clamped to 0, and no offset is added.
 
     Args:
         sigma1, sigma2: (D, D) symmetric PSD float64 matrices.
@@ -84,8 +87,11 @@ def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tens
         >>> float(trace_sqrt_product(a, a))  # sqrt of diag(1, 16): 1 + 4
         5.0
     """
-    root1 = sqrtm_psd(sigma1)
-    m = root1 @ ((sigma2 + sigma2.T) / 2) @ root1
+    sigma1, sigma2 = (sigma1 + sigma1.T) / 2, (sigma2 + sigma2.T) / 2
+    factor, info = torch.linalg.cholesky_ex(sigma1)
+    if int(info) != 0:  # singular (or nearly): the symmetric square root always exists
+        factor = sqrtm_psd(sigma1)
+    m = factor.T @ sigma2 @ factor
     lam = torch.linalg.eigvalsh((m + m.T) / 2)
     return lam.clamp_min(0).sqrt().sum()
 
@@ -128,10 +134,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
         scale = float(s.abs().max()) if s.numel() else 0.0
         if not torch.allclose(s, s.T, rtol=1e-6, atol=1e-9 * max(scale, 1e-300)):
             raise ValueError(f"{name} must be symmetric (a covariance matrix)")
-        if d <= 4096:  # cheap enough: reject matrices that are not covariances
-            low = float(torch.linalg.eigvalsh((s + s.T) / 2)[0]) if d else 0.0
-            if low < -1e-6 * max(scale, 1e-300) * d:
-                raise ValueError(f"{name} has a negative eigenvalue {low:.3g}: not a covariance matrix")
+        # A covariance is PSD: a Cholesky factorisation (cheap) of sigma + tiny * I must succeed.
+        jitter = 1e-9 * max(scale, 1e-300) * max(d, 1)
+        if torch.linalg.cholesky_ex((s + s.T) / 2 + jitter * torch.eye(d, dtype=s.dtype))[1] != 0:
+            raise ValueError(f"{name} has a clearly negative eigenvalue: not a covariance matrix")
     diff = mu1 - mu2
     value = diff @ diff + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt_product(sigma1, sigma2)
     return value.clamp_min(0)
