@@ -62,6 +62,10 @@ class FashionClassifier(nn.Module):
         """Class probabilities p(y|x) for IS: (N, num_classes) float64, rows sum to 1; see ``extract``."""
         return extract(self, images, "probs", batch_size)
 
+    def features_and_probs(self, images: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features(images), probs(images))`` in one pass over the images."""
+        return extract(self, images, "both", batch_size)
+
 
 def _check_images(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor):
@@ -85,11 +89,12 @@ def extract(model: FashionClassifier, images: torch.Tensor, what: str = "feature
     Args:
         model: a ``FashionClassifier`` (its device is used).
         images: (N, 1, 28, 28) in [0, 1], on any device.
-        what: ``"features"`` (penultimate, (N, feature_dim)), ``"logits"`` or ``"probs"`` ((N, 10)).
+        what: ``"features"`` (penultimate, (N, feature_dim)), ``"logits"`` or ``"probs"`` ((N, 10)), or
+            ``"both"``: the tuple (features, probs) from one pass.
         batch_size: images per forward pass.
 
     Returns:
-        float64 tensor on the CPU.
+        float64 tensor on the CPU (a tuple of two for ``"both"``).
 
     Raises:
         ValueError: for a wrong shape, NaN/inf, values outside [0, 1] or an unknown ``what``.
@@ -98,23 +103,25 @@ def extract(model: FashionClassifier, images: torch.Tensor, what: str = "feature
         >>> extract(FashionClassifier(), torch.zeros(3, 1, 28, 28), "logits").shape
         torch.Size([3, 10])
     """
-    if what not in ("features", "logits", "probs"):
-        raise ValueError(f"what must be 'features', 'logits' or 'probs', got {what!r}")
+    if what not in ("features", "logits", "probs", "both"):
+        raise ValueError(f"what must be 'features', 'logits', 'probs' or 'both', got {what!r}")
     _check_images(images)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = []
+    feats, outs = [], []
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device, torch.float32)
         h = model.embed(x)
+        if what in ("features", "both"):
+            feats.append(h.double().cpu())
         if what != "features":
-            h = model.head(h)
-            if what == "probs":
-                h = torch.softmax(h.double(), dim=1)
-        out.append(h.double().cpu())
+            logits = model.head(h).double()
+            outs.append((logits if what == "logits" else torch.softmax(logits, dim=1)).cpu())
     model.train(was_training)
-    return torch.cat(out)
+    if what == "both":
+        return torch.cat(feats), torch.cat(outs)
+    return torch.cat(feats if what == "features" else outs)
 
 
 def train_classifier(model: FashionClassifier, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 4,

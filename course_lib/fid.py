@@ -17,6 +17,7 @@ with the interface ``features(images) -> (N, D)``, ``probs(images) -> (N, K)``:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -42,6 +43,20 @@ def _as_float64(x, name: str) -> torch.Tensor:
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf")
     return x
+
+
+SMALL_DIM = 1024  # below this width, the eigendecompositions run on one thread
+
+
+@contextlib.contextmanager
+def _single_thread_below(limit: int, d: int | None = None):
+    old = torch.get_num_threads()
+    if d is None or d < limit:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def sqrtm_psd(sigma: torch.Tensor) -> torch.Tensor:
@@ -136,11 +151,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
             raise ValueError(f"{name} must be symmetric (a covariance matrix)")
         # A covariance is PSD: a Cholesky factorisation (cheap) of sigma + tiny * I must succeed.
         jitter = 1e-9 * max(scale, 1e-300) * max(d, 1)
-        if torch.linalg.cholesky_ex((s + s.T) / 2 + jitter * torch.eye(d, dtype=s.dtype))[1] != 0:
+        with _single_thread_below(SMALL_DIM, d):
+            info = torch.linalg.cholesky_ex((s + s.T) / 2 + jitter * torch.eye(d, dtype=s.dtype))[1]
+        if info != 0:
             raise ValueError(f"{name} has a clearly negative eigenvalue: not a covariance matrix")
     diff = mu1 - mu2
-    value = diff @ diff + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt_product(sigma1, sigma2)
-    return value.clamp_min(0)
+    with _single_thread_below(SMALL_DIM, d):  # threaded LAPACK is slower on small matrices (much, on a busy CPU)
+        tr = trace_sqrt_product(sigma1, sigma2)
+    return (diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr).clamp_min(0)
 
 
 def gaussian_statistics(features) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,6 +27,8 @@ def test_features_and_probs_interface(model):
     assert feats.shape == (300, 128) and feats.dtype == torch.float64
     assert probs.shape == (300, 10) and torch.allclose(probs.sum(1), torch.ones(300, dtype=torch.float64))
     assert torch.allclose(model.features(x, batch_size=7), feats, atol=1e-5)
+    both = model.features_and_probs(x)
+    assert torch.equal(both[0], feats) and torch.equal(both[1], probs)
     # real images are confidently classified and spread over the classes: domain IS well above 1
     assert inception_score(probs, splits=3)[0] > 5
     # noise is far from clothes in the classifier's feature space
