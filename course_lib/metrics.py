@@ -298,7 +298,8 @@ def _filter_last_dim(stack: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
     tile = min(_TILE, out_size)
     n_tiles = -(-out_size // tile)
     padded = F.pad(stack, (0, n_tiles * tile + k - 1 - size))  # zeros only feed outputs we crop
-    windows = padded.unfold(-1, tile + k - 1, tile)  # (..., n_tiles, tile + k - 1)
+    # (..., n_tiles, tile + k - 1); contiguous, since a matmul on the strided view takes a very slow path
+    windows = padded.unfold(-1, tile + k - 1, tile).contiguous()
     return (windows @ _toeplitz(win, tile + k - 1)).flatten(-2)[..., :out_size]
 
 
