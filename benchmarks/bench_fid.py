@@ -70,7 +70,7 @@ def frechet_rows(dims: int, repeats: int) -> list[tuple]:
             t_pf, pf = timed(calculate_frechet_distance, repeats, *args_np)
         t_tm, tm = timed(_compute_fid, repeats, mu1, s1, mu2, s2)
         note = f"D = {dims}, N = {n} samples per set ({label}); FID = {ours:.6g}"
-        rows.append((f"frechet_distance, course_lib (eigh) [{label}]", t_ours, "—", note))
+        rows.append((f"frechet_distance, course_lib (Cholesky or eigh, then eigvalsh) [{label}]", t_ours, "—", note))
         rows.append((f"pytorch-fid calculate_frechet_distance (scipy sqrtm) [{label}]", t_pf,
                      f"{abs(float(pf) - ours) / abs(ours):.1e}", note))
         rows.append((f"torchmetrics _compute_fid (eigvals) [{label}]", t_tm,
