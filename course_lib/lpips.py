@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from course_lib.metrics import check_finite_pair
+
 # The lpips package's ScalingLayer: ImageNet's mean and std, expressed for inputs in [-1, 1].
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
@@ -264,13 +266,7 @@ def feature_distance(blocks, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     blocks = list(blocks)
     if not blocks:
         raise ValueError("blocks must hold at least one module")
-    for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or inf")
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    check_finite_pair(x, y)
     n = x.shape[0]
     h = torch.cat([x, y])
     total = torch.zeros(n, dtype=h.dtype, device=h.device)

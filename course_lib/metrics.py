@@ -72,6 +72,17 @@ def check_image_pair(preds: torch.Tensor, target: torch.Tensor, data_range: floa
             )
 
 
+def check_finite_pair(x: torch.Tensor, y: torch.Tensor) -> None:
+    """Raise ValueError unless ``x`` and ``y`` are finite tensors of the same shape."""
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or inf")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+
+
 def _check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -140,13 +151,7 @@ def ssim_terms(
         >>> [round(float(t), 12) for t in (l, c, s)]  # identical windows: every term is 1
         [1.0, 1.0, 1.0]
     """
-    for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or inf")
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    check_finite_pair(x, y)
     if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
     x, y = x.double().flatten(), y.double().flatten()

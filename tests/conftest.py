@@ -20,6 +20,17 @@ def _fashion_available() -> bool:
     return True
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one torch thread (use with ``pytest.mark.usefixtures``)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def fashion_mnist_available():
     if not _fashion_available():

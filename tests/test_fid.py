@@ -18,13 +18,8 @@ from torchmetrics.image.inception import InceptionScore
 from course_lib import fid as F
 from course_lib.fid import fid, frechet_distance, gaussian_statistics, inception_score, probs_from_logits
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# Small tensors: one thread is as fast, and much faster on a CPU shared with other jobs.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def correlated_features(n, d, seed, shift=0.0):

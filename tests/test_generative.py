@@ -18,14 +18,8 @@ from scipy import stats
 from course_lib import generative as gen
 from course_lib.exercises import generative as ex
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These networks are tiny: one thread is as fast, and far faster on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small tensors: one thread is as fast, and much faster on a CPU shared with other jobs.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomize(module: torch.nn.Module, scale: float = 0.3, seed: int = 0) -> torch.nn.Module:

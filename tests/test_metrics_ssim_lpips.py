@@ -7,6 +7,7 @@ torchvision's file names into a temporary torch hub cache that both implementati
 import urllib.error
 import warnings
 
+import lpips as lpips_pkg
 import numpy as np
 import pytest
 import torch
@@ -26,16 +27,8 @@ from course_lib.lpips import (
 )
 from course_lib.metrics import gaussian_window, ssim, ssim_components, ssim_terms
 
-lpips_pkg = pytest.importorskip("lpips")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These tensors are small: one thread is as fast, and much faster on a CPU shared with other jobs.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# Small tensors: one thread is as fast, and much faster on a CPU shared with other jobs.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def noisy_pair(shape, seed=0, noise=0.15, scale=1.0):
@@ -189,15 +182,15 @@ def _random_backbone_file(net: str) -> None:
 def hub_cache(tmp_path_factory):
     hub = tmp_path_factory.mktemp("torch_home") / "hub"
     (hub / "checkpoints").mkdir(parents=True)
-    old = torch.hub.get_dir()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TORCH_HOME", str(hub.parent))
-        torch.hub.set_dir(str(hub))
+        # torch.hub.set_dir's global, restored to its unset state afterwards (restoring the old *path*
+        # would pin it and make later tests ignore their TORCH_HOME)
+        mp.setattr(torch.hub, "_hub_dir", str(hub))
         torch.manual_seed(0)
         for net in BACKBONES:
             _random_backbone_file(net)
         yield hub
-    torch.hub.set_dir(old)
 
 
 @pytest.fixture(scope="module")
@@ -258,26 +251,22 @@ def test_lpips_backbone_file_argument_and_identity(hub_cache, inputs):
 
 def test_lpips_missing_backbone_says_where_and_never_goes_random(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    try:
-        assert not backbone_available("alex")
-        expected = str(tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth")
-        with pytest.raises(BackboneWeightsNotFoundError, match="alexnet-owt-7be5be79.pth") as info:
-            LPIPS("alex", download=False)
-        assert expected in str(info.value) and "backbone_weights=" in str(info.value)
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    assert not backbone_available("alex")
+    expected = str(tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth")
+    with pytest.raises(BackboneWeightsNotFoundError, match="alexnet-owt-7be5be79.pth") as info:
+        LPIPS("alex", download=False)
+    assert expected in str(info.value) and "backbone_weights=" in str(info.value)
 
-        def offline(*args, **kwargs):  # what torchvision raises without a network; nothing is downloaded
-            raise urllib.error.URLError("no network in tests")
+    def offline(*args, **kwargs):  # what torchvision raises without a network; nothing is downloaded
+        raise urllib.error.URLError("no network in tests")
 
-        monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
-        with pytest.raises(BackboneWeightsNotFoundError, match="download failed"):
-            LPIPS("alex", download=True)
-        with pytest.raises(BackboneWeightsNotFoundError, match="does not exist"):
-            LPIPS("alex", backbone_weights=tmp_path / "nope.pth")
-        assert not backbone_path("alex").exists()
-    finally:
-        torch.hub.set_dir(old)
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    with pytest.raises(BackboneWeightsNotFoundError, match="download failed"):
+        LPIPS("alex", download=True)
+    with pytest.raises(BackboneWeightsNotFoundError, match="does not exist"):
+        LPIPS("alex", backbone_weights=tmp_path / "nope.pth")
+    assert not backbone_path("alex").exists()
 
 
 @pytest.fixture(scope="module")
