@@ -29,9 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from course_lib.runtime import get_device, seed_everything
+from course_lib.runtime import get_device, seed_everything, tqdm
 from course_lib.training import train
 
 Conditioner = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

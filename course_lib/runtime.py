@@ -8,11 +8,18 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import warnings
 
 import numpy as np
 import torch
 
 QUICK_ENV = "COURSE_QUICK"
+
+with warnings.catch_warnings():
+    # Without ipywidgets (as in the book build) tqdm.auto falls back to text bars, which is what we
+    # want there, but warns in every notebook; Colab and Jupyter with ipywidgets get widget bars.
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm  # noqa: F401  (re-exported: course_lib's progress bars come from here)
 
 
 def get_device(prefer: str | None = None) -> torch.device:

@@ -11,9 +11,8 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from course_lib.runtime import autocast, get_device, seed_everything
+from course_lib.runtime import autocast, get_device, seed_everything, tqdm
 
 History = dict[str, list[float]]
 Objective = Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]]

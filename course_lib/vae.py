@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from course_lib.autoencoder import IMAGE_SHAPE, conv_decoder, conv_encoder
+from course_lib.runtime import tqdm
 
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
 LOG_2PI = math.log(2 * math.pi)
