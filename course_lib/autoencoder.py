@@ -148,31 +148,36 @@ def interpolate_codes(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.T
 
 
 @torch.no_grad()
+def apply_in_batches(model: nn.Module, fn, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """``fn(batch)`` over ``images`` in batches, with ``model`` in eval mode and no gradient.
+
+    Each batch is moved to the model's device; the results are concatenated on the CPU and the
+    model is put back in the mode it was in.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([fn(images[s:s + batch_size].to(device)).cpu() for s in range(0, len(images), batch_size)])
+    finally:
+        model.train(was_training)
+
+
 def encode_dataset(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Encode (N, 1, 28, 28) images in batches with ``model.encode``; returns (N, D) on the CPU.
 
     For a VAE, ``encode`` returns the posterior mean mu(x).
     """
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    codes = []
-    for start in range(0, len(images), batch_size):
-        out = model.encode(images[start:start + batch_size].to(device))
-        codes.append((out[0] if isinstance(out, tuple) else out).cpu())
-    model.train(was_training)
-    return torch.cat(codes)
+    def codes(x):
+        out = model.encode(x)
+        return out[0] if isinstance(out, tuple) else out
+
+    return apply_in_batches(model, codes, images, batch_size)
 
 
-@torch.no_grad()
 def reconstruct_dataset(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Reconstruct (N, 1, 28, 28) images in batches with ``model(x)``; returns images on the CPU."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = torch.cat([model(images[s:s + batch_size].to(device)).cpu() for s in range(0, len(images), batch_size)])
-    model.train(was_training)
-    return out
+    return apply_in_batches(model, model, images, batch_size)
 
 
 def _check_images(x: torch.Tensor, name: str) -> None:

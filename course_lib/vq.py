@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.autoencoder import apply_in_batches
+
 CODEBOOK_MODES = ("plain", "ema")
 
 
@@ -533,13 +535,7 @@ def _check_indices(indices: torch.Tensor, num_codes: int) -> None:
 @torch.no_grad()
 def encode_indices_dataset(model: VQVAE, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Code indices (N, 7, 7) of (N, 1, 28, 28) images, computed in batches, returned on the CPU."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = torch.cat([model.encode_indices(images[s:s + batch_size].to(device)).cpu()
-                     for s in range(0, len(images), batch_size)])
-    model.train(was_training)
-    return out
+    return apply_in_batches(model, model.encode_indices, images, batch_size)
 
 
 def codebook_tracker(model: VQVAE, images: torch.Tensor) -> Callable[[int, dict], None]:
