@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course_lib.metrics import check_images
+
 FASHION_MEAN, FASHION_STD = 0.2860, 0.3530  # mean and std of the training pixels
 
 
@@ -67,20 +69,6 @@ class FashionClassifier(nn.Module):
         return extract(self, images, "both", batch_size)
 
 
-def _check_images(images: torch.Tensor) -> None:
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1:] != (1, 28, 28):
-        raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
-    if images.shape[0] == 0:
-        raise ValueError("images is empty")
-    if not torch.isfinite(images).all():
-        raise ValueError("images contains NaN or inf")
-    low, high = float(images.min()), float(images.max())
-    if low < 0 or high > 1:
-        raise ValueError(f"images has values in [{low:.4g}, {high:.4g}], outside [0, 1]")
-
-
 @torch.no_grad()
 def extract(model: FashionClassifier, images: torch.Tensor, what: str = "features",
             batch_size: int = 500) -> torch.Tensor:
@@ -105,7 +93,7 @@ def extract(model: FashionClassifier, images: torch.Tensor, what: str = "feature
     """
     if what not in ("features", "logits", "probs", "both"):
         raise ValueError(f"what must be 'features', 'logits', 'probs' or 'both', got {what!r}")
-    _check_images(images)
+    check_images(images, "images", shape=(1, 28, 28))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -27,6 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.metrics import check_images
+from course_lib.resizing import RESIZE_STYLES, inception_input
+
 # --------------------------------------------------------------------------------------------------
 # Frechet distance, book equation (fid)
 # --------------------------------------------------------------------------------------------------
@@ -406,10 +409,13 @@ class InceptionV3(nn.Module):
         weights: a state-dict file; default: ``inception_weights_path()`` (the torch hub cache under
             ``$TORCH_HOME``), then a download from pytorch-fid's release when ``download``.
         download: allow the download when the file is not cached.
+        style: the input resizing and scaling, ``"pytorch-fid"`` (default, that of the reference
+            features) or another of ``course_lib.resizing.RESIZE_STYLES`` to measure what it changes.
 
     Raises:
         InceptionWeightsNotFoundError: when the weights are absent and cannot be downloaded; the
             message names the expected file. Random weights are never used in their place.
+        ValueError: for a ``style`` not in ``RESIZE_STYLES``.
 
     Example:
         >>> InceptionV3(weights="/nonexistent.pth")  # doctest: +IGNORE_EXCEPTION_DETAIL
@@ -419,8 +425,11 @@ class InceptionV3(nn.Module):
 
     feature_dim, num_classes = 2048, 1008
 
-    def __init__(self, weights: str | os.PathLike | None = None, download: bool = True):
+    def __init__(self, weights: str | os.PathLike | None = None, download: bool = True, style: str = "pytorch-fid"):
         super().__init__()
+        if style not in RESIZE_STYLES:
+            raise ValueError(f"style must be one of {RESIZE_STYLES}, got {style!r}")
+        self.style = style
         state = _load_inception_state(weights, download)
         self._build()
         self.load_state_dict(state)
@@ -450,13 +459,9 @@ class InceptionV3(nn.Module):
         self.Mixed_7c = fid_e(2048, "max")
         self.fc = nn.Linear(2048, self.num_classes)
 
-    @staticmethod
-    def preprocess(images: torch.Tensor) -> torch.Tensor:
-        """(N, 1 or 3, H, W) in [0, 1] -> (N, 3, 299, 299) in [-1, 1], as pytorch-fid."""
-        if images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)
-        x = F.interpolate(images, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False)
-        return 2 * x - 1
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 1 or 3, H, W) in [0, 1] -> (N, 3, 299, 299) network input, resized as ``self.style``."""
+        return inception_input(images, self.style, INCEPTION_SIZE)
 
     def pool3(self, x: torch.Tensor) -> torch.Tensor:
         """pool3 features (N, 2048) of preprocessed inputs (N, 3, 299, 299) in [-1, 1]."""
@@ -474,7 +479,7 @@ class InceptionV3(nn.Module):
 
     @torch.no_grad()
     def _run(self, images: torch.Tensor, what: str, batch_size: int) -> torch.Tensor:
-        _check_images(images)
+        check_images(images, "images")
         device = self.fc.weight.device
         out = []
         for start in range(0, images.shape[0], batch_size):
@@ -492,18 +497,6 @@ class InceptionV3(nn.Module):
     def probs(self, images: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
         """Softmax of the 1008 logits (N, 1008) float64, for the Inception Score."""
         return self._run(images, "probs", batch_size)
-
-
-def _check_images(images: torch.Tensor) -> None:
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[0] == 0:
-        raise ValueError(f"images must have shape (N, 1 or 3, H, W) with N >= 1, got {tuple(images.shape)}")
-    if not torch.isfinite(images).all():
-        raise ValueError("images contains NaN or inf")
-    low, high = float(images.min()), float(images.max())
-    if low < 0 or high > 1:
-        raise ValueError(f"images has values in [{low:.4g}, {high:.4g}], outside [0, 1]")
 
 
 def _load_inception_state(weights, download: bool) -> dict:

@@ -47,6 +47,26 @@ def psnr(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, red
     return values if reduction == "none" else values.mean()
 
 
+def check_images(images: torch.Tensor, name: str = "images", channels: tuple[int, ...] = (1, 3),
+                 shape: tuple[int, int, int] | None = None) -> None:
+    """Raise ValueError unless ``images`` is a finite (N, C, H, W) tensor with N >= 1, C in ``channels``,
+    (C, H, W) equal to ``shape`` when given, and values in [0, 1]; the message names ``name``."""
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
+    if shape is not None and (images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape)):
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
+    if images.ndim != 4 or images.shape[1] not in channels:
+        allowed = " or ".join(map(str, channels))
+        raise ValueError(f"{name} must have shape (N, {allowed}, H, W), got {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise ValueError(f"{name} is empty (N = 0)")
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 1:
+        raise ValueError(f"{name} has values in [{low:.4g}, {high:.4g}], outside [0, 1]")
+
+
 def check_image_pair(preds: torch.Tensor, target: torch.Tensor, data_range: float) -> None:
     """Raise ValueError unless ``preds`` and ``target`` are equal-shape finite (N, C, H, W)
     batches with values in [0, data_range]."""
