@@ -13,8 +13,15 @@ from cleanfid.resize import make_resizer
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from course_lib.metrics import check_images
-from course_lib.resizing import (RESIZE_STYLES, centroid, inception_input, resampling_matrix, resize_images,
-                                 zone_plate, zone_plate_frequency)
+from course_lib.resizing import (
+    RESIZE_STYLES,
+    centroid,
+    inception_input,
+    resampling_matrix,
+    resize_images,
+    zone_plate,
+    zone_plate_frequency,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
