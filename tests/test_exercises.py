@@ -98,3 +98,19 @@ def test_function_that_modifies_its_input_cannot_fool_the_check():
                   lambda g: [(torch.rand(2, 3, generator=g), torch.rand(2, 3, generator=g))],
                   mistakes=[Mistake("hint", lambda a, b: a.sum())])
     assert not ex.grade(sneaky).passed
+
+
+def _double_it(x):
+    return 2 * x
+
+
+def test_a_complex_answer_to_a_real_exercise_is_wrong():
+    # The real part is right; the imaginary part must not be dropped on the way to the comparison.
+    exercise = Exercise("doubling", _double_it, "_double_it", lambda g: [(torch.randn(3, generator=g),)])
+    verdict = exercise.grade(lambda x: torch.complex(2 * x, torch.full_like(x, 1e-3)))
+    assert verdict.status == "wrong" and "complex" in verdict.message
+    assert exercise.grade(lambda x: torch.complex(2 * x, torch.zeros_like(x))).status == "wrong"
+    complex_exercise = Exercise("doubling", _double_it, "_double_it",
+                                lambda g: [(torch.randn(3, dtype=torch.complex128, generator=g),)])
+    assert complex_exercise.grade(_double_it).passed
+    assert complex_exercise.grade(lambda x: 2 * x.conj()).status == "wrong"  # imaginary parts are compared

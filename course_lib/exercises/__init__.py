@@ -129,8 +129,13 @@ class Exercise:
             return f"expected a torch.Tensor, got {type(got).__name__}"
         if got.shape != expected.shape:
             return f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
-        if not torch.allclose(got.double(), expected.double(), atol=self.atol, rtol=self.rtol, equal_nan=True):
-            diff = (got.double() - expected.double()).abs().max().item()
+        if got.is_complex() != expected.is_complex():  # .double() would drop an imaginary part silently
+            kinds = ["complex" if t.is_complex() else "real" for t in (expected, got)]
+            return f"expected a {kinds[0]} tensor, got a {kinds[1]} one"
+        dtype = torch.complex128 if expected.is_complex() else torch.float64
+        got, expected = got.to(dtype), expected.to(dtype)
+        if not torch.allclose(got, expected, atol=self.atol, rtol=self.rtol, equal_nan=True):
+            diff = (got - expected).abs().max().item()
             return f"values differ from the reference (largest difference {diff:.3g})"
         return None
 
