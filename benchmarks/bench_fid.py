@@ -7,6 +7,8 @@ Frechet distance: the same means and covariances (features of N = 2 * dims corre
 samples, well-conditioned, and N = dims / 2 samples, singular) given to ``course_lib.fid.frechet_distance``
 (symmetric eigenvalues, float64), pytorch-fid's ``calculate_frechet_distance`` (``scipy.linalg.sqrtm``) and
 torchmetrics' ``_compute_fid`` (complex eigenvalues), float64 everywhere.
+Resizing 28x28 -> 299x299 as each reference does: ``course_lib.resizing.resize_images`` (batched
+resampling matrices) against the library's own code (clean-fid resizes image by image with PIL).
 Feature extraction: images per second of the shipped Fashion-MNIST classifier (28x28 inputs) and of the
 FID InceptionV3 (299x299 after resizing) with RANDOM weights (the pretrained file cannot be downloaded
 here; the time does not depend on the weights). Each time is the median of ``--repeats`` runs after a
@@ -96,6 +98,41 @@ def extractor_rows(repeats: int, devices: list[torch.device]) -> list[tuple]:
     return rows
 
 
+def resize_rows(repeats: int) -> list[tuple]:
+    """28x28 -> 299x299 for Inception: course_lib.resizing (batched matrices) vs each library's resize code."""
+    from cleanfid.resize import make_resizer
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    from course_lib.resizing import resize_images
+
+    n = 200
+    images = torch.rand(n, 3, 28, 28, generator=torch.Generator().manual_seed(2))
+    uint8 = torch.round(images * 255)
+    pil = make_resizer("PIL", False, "bicubic", (299, 299))
+
+    def clean_fid(x):  # clean-fid resizes one HWC uint8 image at a time, one channel at a time
+        return torch.from_numpy(np.stack([pil(img.permute(1, 2, 0).numpy().astype(np.uint8)) for img in x]))
+
+    references = {
+        "pytorch-fid": lambda x: torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear"),
+        "torch-fidelity": lambda x: interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False),
+        "clean-fid": clean_fid,
+    }
+    rows = []
+    for style, reference in references.items():
+        t_ours, ours = timed(resize_images, repeats, images, 299, style)
+        ref_input = images if style == "pytorch-fid" else uint8
+        t_ref, ref = timed(reference, repeats, ref_input)
+        scale = 1.0 if style == "pytorch-fid" else 255.0
+        if style == "clean-fid":
+            ref = ref.permute(0, 3, 1, 2)
+        diff = float((ours * scale - ref).abs().max()) / scale
+        note = f"{n} colour 28x28 images -> 299x299; {n / t_ours:.0f} vs {n / t_ref:.0f} images/s"
+        rows.append((f"resize_images(style={style!r}), course_lib", t_ours, "—", note))
+        rows.append((f"{style}'s own resize code", t_ref, f"{diff:.1e} (absolute, [0, 1] scale)", note))
+    return rows
+
+
 def _random_inception() -> fidlib.InceptionV3:
     """An InceptionV3 with random weights (its architecture without pretrained weights, for timing only)."""
     model = fidlib.InceptionV3.__new__(fidlib.InceptionV3)
@@ -114,7 +151,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    rows = frechet_rows(args.dims, args.repeats) + extractor_rows(args.repeats, devices)
+    rows = (frechet_rows(args.dims, args.repeats) + extractor_rows(args.repeats, devices)
+            + resize_rows(args.repeats))
     import pytorch_fid
     import scipy
     import torchmetrics
