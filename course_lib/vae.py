@@ -8,7 +8,8 @@ Book equations (``book/vae.md`` and ``book/elbo.md``):
 - (vae-elbo) ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)), and its negative, the loss (vae-loss);
 - (vae-bernoulli), (vae-cb), (vae-gauss) the decoder's likelihoods;
 - (iwae-bound) the importance-weighted bound log (1/k) sum_i w_i, with w_i = p(x, z_i) / q(z_i|x);
-- (active-units) A_u = #{j : Var_x(E_q[z_j]) > 0.01}; (free-bits) the free-bits KL.
+- (active-units) A_u = #{j : Var_x(E_q[z_j]) > 0.01}; (free-bits) the free-bits KL;
+- (vae-autoregressive) p(x|z) = prod_i p(x_i | x_<i, z), the decoder of ``PixelCNNVAE``.
 
 Every quantity is in nats, summed over pixels and latent dimensions: one value per image
 (or, for the losses, the mean over the batch of those per-image values).
@@ -325,6 +326,10 @@ class VAE(nn.Module):
             return continuous_bernoulli_log_likelihood(out, x)
         return gaussian_log_likelihood(torch.sigmoid(out), x, self.decoder_logvar)
 
+    def log_likelihood_at(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per image, shape (N,), for codes z (N, latent_dim) and images x (N, 1, 28, 28)."""
+        return self.log_likelihood(self.decoder_output(z), x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction at the posterior mean: decode(mu(x)), images in [0, 1]."""
         return self.decode(self.encode(x)[0])
@@ -371,6 +376,91 @@ class MLPVAE(VAE):
         self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
         self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 784),
                                      nn.Unflatten(1, IMAGE_SHAPE))
+
+
+class PixelCNNVAE(MLPVAE):
+    """A VAE with an autoregressive decoder, book equation (vae-autoregressive):
+
+        p(x|z) = prod_i Bernoulli(x_i; sigmoid(g_i(z) + h_i(x_<i, g(z)))),
+
+    where g is ``MLPVAE``'s decoder (a 28x28 logit map from z alone) and h a small PixelCNN (van den
+    Oord et al. 2016): masked convolutions (``course_lib.vq.MaskedConv2d``) over the binary pixels
+    above and to the left of pixel i, in raster order, plus g(z) as an unmasked input. The first layer
+    sees ``reach`` rows above pixel i and ``reach`` columns on either side (and the pixels to its left
+    on its own row); each block adds one row and one column. ``reach=0`` drops h and is exactly
+    ``MLPVAE``. The more of x_<i the decoder sees, the less it needs z: posterior
+    collapse by a powerful decoder (Chen et al. 2017, the Variational Lossy Autoencoder).
+
+    Args:
+        latent_dim, hidden: as ``MLPVAE`` (Bernoulli likelihood, binary images).
+        reach: rows above (and columns to each side) that the first masked convolution sees, >= 0.
+        channels: width of the PixelCNN. blocks: its residual blocks of 2x3 masked convolutions.
+
+    Example:
+        >>> model = PixelCNNVAE(latent_dim=2, hidden=16, reach=3, channels=4, blocks=1)
+        >>> x = binarize(torch.rand(2, 1, 28, 28))
+        >>> model.log_likelihood_at(torch.zeros(2, 2), x).shape, model.sample(1, steps=3).shape
+        (torch.Size([2]), torch.Size([1, 1, 28, 28]))
+    """
+
+    def __init__(self, latent_dim: int = 16, hidden: int = 256, reach: int = 7, channels: int = 16, blocks: int = 2):
+        super().__init__(latent_dim, hidden)
+        if not isinstance(reach, int) or reach < 0:
+            raise ValueError(f"reach must be an int >= 0, got {reach!r}")
+        from course_lib.vq import MaskedConv2d  # the PixelCNN layer of the VQ-VAE's prior
+
+        self.reach = reach
+        if reach > 0:
+            self.first = MaskedConv2d(1, channels, (reach + 1, 2 * reach + 1), "A")
+            self.condition = nn.Conv2d(1, channels, 1)  # g(z) depends on z only: no mask needed
+            self.blocks = nn.ModuleList(
+                nn.Sequential(nn.ReLU(), MaskedConv2d(channels, channels, (2, 3), "B"), nn.ReLU(),
+                              nn.Conv2d(channels, channels, 1))
+                for _ in range(blocks)
+            )
+            self.out = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, 1, 1))
+
+    def autoregressive_logits(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Logits of p(x_i | x_<i, z) for every pixel at once (teacher forcing): (N, 1, 28, 28)."""
+        g = self.decoder_output(z)
+        if self.reach == 0:
+            return g
+        if x.shape != g.shape:
+            raise ValueError(f"x must have shape {tuple(g.shape)}, got {tuple(x.shape)}")
+        h = self.first(x) + self.condition(g)
+        for block in self.blocks:
+            h = h + block(h)
+        return g + self.out(h)
+
+    def log_likelihood_at(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) = sum_i log p(x_i | x_<i, z) per image, shape (N,); x binary."""
+        return bernoulli_log_likelihood(self.autoregressive_logits(z, x), x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("an autoregressive decoder has no closed-form mean image; use sample_given(z)")
+
+    @torch.no_grad()
+    def sample_given(self, z: torch.Tensor, generator: torch.Generator | None = None,
+                     steps: int | None = None) -> torch.Tensor:
+        """Draw x ~ p(x|z) pixel by pixel in raster order: (N, 1, 28, 28) binary images.
+
+        ``steps`` stops after that many pixels (the rest stay 0), for quick checks.
+        """
+        x = torch.zeros(z.shape[0], *IMAGE_SHAPE, device=z.device)
+        positions = [(i, j) for i in range(IMAGE_SHAPE[1]) for j in range(IMAGE_SHAPE[2])][:steps]
+        for i, j in positions:
+            p = torch.sigmoid(self.autoregressive_logits(z, x)[:, 0, i, j]).cpu()
+            x[:, 0, i, j] = torch.bernoulli(p, generator=generator).to(z.device)
+        return x
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
+        """Draw z ~ N(0, I), then x ~ p(x|z): (n, 1, 28, 28) binary images."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+        return self.sample_given(z, generator, steps)
 
 
 # --------------------------------------------------------------------------- losses
@@ -442,7 +532,7 @@ class ELBOObjective:
             x = binarize(x)
         mu, logvar = model.encode(x)
         z = reparameterize(mu, logvar)
-        recon = -model.log_likelihood(model.decoder_output(z), x).mean()
+        recon = -model.log_likelihood_at(z, x).mean()
         kl_dims = gaussian_kl_per_dim(mu, logvar)
         kl = kl_dims.sum(dim=1).mean()
         kl_term = kl_dims.mean(dim=0).clamp(min=self.free_bits).sum() if self.free_bits > 0 else kl
@@ -488,8 +578,8 @@ def log_importance_weights(model: VAE, x: torch.Tensor, k: int) -> torch.Tensor:
         raise ValueError(f"k must be a positive int, got {k!r}")
     mu, logvar = model.encode(x)
     z = reparameterize(mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape))  # (k, N, D)
-    out = model.decoder_output(z.reshape(-1, mu.shape[1]))
-    log_px_z = model.log_likelihood(out, x.expand(k, *x.shape).reshape(-1, *x.shape[1:])).view(k, -1)
+    x_k = x.expand(k, *x.shape).reshape(-1, *x.shape[1:])
+    log_px_z = model.log_likelihood_at(z.reshape(-1, mu.shape[1]), x_k).view(k, -1)
     log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
     log_qz = gaussian_log_density(z, mu, logvar)
     return log_px_z + log_pz - log_qz

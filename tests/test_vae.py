@@ -296,3 +296,65 @@ def test_reparameterize_checker_accepts_equivalent_ways_to_draw_eps():
     assert ex.check_reparameterize.grade(lambda mu, lv: mu + (0.5 * lv).exp() * torch.randn(mu.shape)).passed
     assert ex.check_reparameterize.grade(lambda mu, lv: D.Normal(mu, (0.5 * lv).exp()).rsample()).passed
     assert ex.check_reparameterize.grade(lambda mu, lv: mu + lv.exp().sqrt() * torch.randn_like(mu)).passed
+
+
+# --------------------------------------------------------------------------- autoregressive decoder
+
+
+def test_pixelcnn_decoder_is_causal_by_gradients():
+    torch.manual_seed(0)
+    model = vae.PixelCNNVAE(latent_dim=2, hidden=8, reach=2, channels=4, blocks=1)
+    x = torch.rand(1, 1, 28, 28, requires_grad=True)
+    logits = model.autoregressive_logits(torch.zeros(1, 2), x)
+    order = torch.arange(784).reshape(28, 28)
+    for i, j in [(0, 0), (0, 5), (3, 0), (10, 13), (27, 27)]:
+        (grad,) = torch.autograd.grad(logits[0, 0, i, j], x, retain_graph=True)
+        seen = grad[0, 0].abs() > 0
+        assert not seen[order >= 28 * i + j].any(), f"pixel {(i, j)} sees itself or the future"
+        # reach 2, one block: rows i-3 .. i, columns j-3 .. j+3 (within the image), before (i, j)
+        if i >= 3 and 3 <= j <= 24:
+            assert seen[i - 1, j] and seen[i, j - 1] and seen[i - 3, j + 3], f"pixel {(i, j)} misses its context"
+
+
+def test_pixelcnn_log_likelihood_is_the_sum_of_sequential_conditionals():
+    torch.manual_seed(1)
+    model = vae.PixelCNNVAE(latent_dim=3, hidden=8, reach=2, channels=4, blocks=1).eval()
+    z = torch.randn(2, 3)
+    x = vae.binarize(torch.rand(2, 1, 28, 28), torch.Generator().manual_seed(0))
+    by_hand = torch.zeros(2)
+    for k, (i, j) in enumerate((i, j) for i in range(28) for j in range(28)):
+        visible = torch.zeros_like(x).flatten(2)
+        visible[..., :k] = x.flatten(2)[..., :k]  # only x_<i is known when pixel i is drawn
+        logit = model.autoregressive_logits(z, visible.view_as(x))[:, 0, i, j]
+        p = torch.sigmoid(logit)
+        by_hand += torch.where(x[:, 0, i, j] > 0, p, 1 - p).log()
+    assert torch.allclose(model.log_likelihood_at(z, x), by_hand, atol=1e-3)
+
+
+def test_pixelcnn_vae_with_reach_0_is_the_mlp_vae():
+    torch.manual_seed(2)
+    mlp = vae.MLPVAE(latent_dim=4, hidden=16)
+    pixel = vae.PixelCNNVAE(latent_dim=4, hidden=16, reach=0)
+    pixel.load_state_dict(mlp.state_dict())
+    x = vae.binarize(torch.rand(3, 1, 28, 28), torch.Generator().manual_seed(1))
+    z = torch.randn(3, 4)
+    assert torch.allclose(pixel.log_likelihood_at(z, x), vae.bernoulli_log_likelihood(mlp.decoder_output(z), x))
+    torch.manual_seed(5)
+    a = vae.ELBOObjective()(pixel, x)
+    torch.manual_seed(5)
+    b = vae.ELBOObjective()(mlp, x)
+    assert torch.allclose(a["loss"], b["loss"])
+
+
+def test_pixelcnn_sampling_and_errors():
+    torch.manual_seed(3)
+    model = vae.PixelCNNVAE(latent_dim=2, hidden=8, reach=1, channels=4, blocks=1)
+    x = model.sample(2, generator=torch.Generator().manual_seed(0), steps=40)
+    assert x.shape == (2, 1, 28, 28) and set(x.unique().tolist()) <= {0.0, 1.0}
+    assert (x.flatten(1)[:, 40:] == 0).all()  # only the first 40 pixels were drawn
+    with pytest.raises(ValueError, match="reach"):
+        vae.PixelCNNVAE(reach=-1)
+    with pytest.raises(NotImplementedError, match="sample_given"):
+        model.decode(torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="x must have shape"):
+        model.autoregressive_logits(torch.zeros(1, 2), torch.zeros(1, 1, 14, 14))
