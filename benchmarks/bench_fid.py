@@ -137,6 +137,7 @@ def _random_inception() -> fidlib.InceptionV3:
     """An InceptionV3 with random weights (its architecture without pretrained weights, for timing only)."""
     model = fidlib.InceptionV3.__new__(fidlib.InceptionV3)
     torch.nn.Module.__init__(model)
+    model.style = "pytorch-fid"
     model._build()
     return model.eval()
 
