@@ -437,7 +437,10 @@ class PixelCNNVAE(MLPVAE):
         return bernoulli_log_likelihood(self.autoregressive_logits(z, x), x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("an autoregressive decoder has no closed-form mean image; use sample_given(z)")
+        """The mean of p(x|z) when ``reach == 0`` (then pixels are independent given z)."""
+        if self.reach > 0:
+            raise NotImplementedError("an autoregressive decoder has no closed-form mean image; use sample_given(z)")
+        return super().decode(z)
 
     @torch.no_grad()
     def sample_given(self, z: torch.Tensor, generator: torch.Generator | None = None,
