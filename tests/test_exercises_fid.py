@@ -6,10 +6,10 @@ import pytest
 import scipy.linalg
 import torch
 
-from course_lib.exercises.fid import check_frechet_distance, check_inception_score
+from course_lib.exercises.fid import check_frechet_distance, check_inception_score, check_resampling_matrix
 
 
-@pytest.mark.parametrize("checker", [check_frechet_distance, check_inception_score])
+@pytest.mark.parametrize("checker", [check_frechet_distance, check_inception_score, check_resampling_matrix])
 def test_reference_passes_and_each_mistake_is_named(checker):
     assert checker.grade(checker.reference).passed
     for mistake in checker.mistakes:
@@ -44,3 +44,15 @@ def test_an_inception_score_with_tensors_passes():
         return scores.mean(), scores.std(unbiased=False)
 
     assert check_inception_score.grade(mine).passed
+
+
+def student_resize_by_interpolating_an_identity(n_in, n_out):
+    """A correct answer written differently: resize the identity matrix with F.interpolate, row by row."""
+    eye = torch.eye(n_in, dtype=torch.float64)[:, None, :]  # (n_in, 1, n_in): each row a 1-D "image"
+    out = torch.nn.functional.interpolate(eye, size=n_out, mode="linear", align_corners=False)  # (n_in, 1, n_out)
+    return out[:, 0, :].T.float()  # column j is the response to input pixel j; float32 is fine
+
+
+def test_a_resize_answer_through_f_interpolate_passes():
+    verdict = check_resampling_matrix.grade(student_resize_by_interpolating_an_identity)
+    assert verdict.passed, verdict.message

@@ -6,6 +6,7 @@ import torch
 
 from course_lib import fid as fid_lib
 from course_lib.exercises import Exercise, Mistake
+from course_lib.resizing import resampling_matrix
 
 
 class _MetricExercise(Exercise):
@@ -170,4 +171,58 @@ check_inception_score = _MetricExercise(
     'wrong'
 """
 
-__all__ = ["check_frechet_distance", "check_inception_score"]
+# ------------------------------------------------------------------------------- resizing
+
+
+def _resize_cases(g: torch.Generator):
+    """Upsampling as for 28x28 clothes, shrinking as for large images, odd ratios, and a few random sizes."""
+    sizes = [(28, 299), (512, 64), (7, 3), (4, 2), (5, 5), (3, 11)]
+    for _ in range(3):
+        n_in, n_out = (int(v) for v in torch.randint(2, 40, (2,), generator=g))
+        sizes.append((n_in, n_out))
+    return sizes
+
+
+def _resize_reference(n_in, n_out):
+    return resampling_matrix(n_in, n_out, "pytorch-fid")
+
+
+def _resize_variant(n_in, n_out, centre="half_pixel", normalise=True, stretch=False):
+    i = torch.arange(n_out, dtype=torch.float64)[:, None]
+    j = torch.arange(n_in, dtype=torch.float64)[None, :]
+    if centre == "half_pixel":
+        t = j + 0.5 - (i + 0.5) * n_in / n_out
+    else:  # align_corners=True: the corner pixels' centres coincide
+        t = j - i * (n_in - 1) / max(n_out - 1, 1)
+    s = max(n_in / n_out, 1.0) if stretch else 1.0
+    w = (1 - (t / s).abs()).clamp_min(0)
+    return w / w.sum(1, keepdim=True) if normalise else w
+
+
+check_resampling_matrix = Exercise(
+    "Exercise 6.3, one axis of pytorch-fid's resize (resize)",
+    _resize_reference,
+    "course_lib.resizing.resampling_matrix(n_in, n_out, 'pytorch-fid')",
+    _resize_cases,
+    mistakes=[
+        Mistake("output pixel i is centred at (i + 1/2) n_in / n_out and input pixel j at j + 1/2: without the "
+                "half pixels the picture moves towards the top-left (that is TensorFlow 1's resize, torch-fidelity).",
+                lambda a, b: resampling_matrix(a, b, "torch-fidelity")),
+        Mistake("divide each row by its sum: near the border part of the triangle falls outside the image, and "
+                "the weights that remain must still add up to 1.",
+                lambda a, b: _resize_variant(a, b, normalise=False)),
+        Mistake("pytorch-fid does not widen the kernel when it shrinks an image (no antialiasing): the "
+                "triangle always has half-width 1 input pixel.",
+                lambda a, b: _resize_variant(a, b, stretch=True)),
+        Mistake("that is align_corners=True (the first and last pixel centres coincide); pytorch-fid uses "
+                "align_corners=False: centres at (i + 1/2) n_in / n_out.",
+                lambda a, b: _resize_variant(a, b, centre="corners")),
+    ],
+    rtol=1e-6, atol=1e-9,
+)
+"""Example:
+    >>> check_resampling_matrix.grade(lambda a, b: resampling_matrix(a, b, "clean-fid")).status
+    'wrong'
+"""
+
+__all__ = ["check_frechet_distance", "check_inception_score", "check_resampling_matrix"]
