@@ -53,7 +53,7 @@ def autoencoder_recipe(latent_dim: int, epochs: int = 15):
 VQVAE_KWARGS = {"num_codes": 64, "code_dim": 16, "channels": 16}  # K = 64 codes of D = 16 on a 7x7 grid
 
 
-def vqvae_recipe(mode: str = "plain", restart_after: int = 0, passes: int = 4, chunk_size: int = 11000):
+def vqvae_recipe(mode: str = "plain", restart_after: int = 0, passes: int = 12, chunk_size: int = 11000):
     """A VQ-VAE trained for ``passes`` passes over the training set, logged every ``chunk_size`` images."""
     def run(device):
         x_train, x_val, x_test = fashion_splits()
@@ -82,7 +82,7 @@ def vqvae_recipe(mode: str = "plain", restart_after: int = 0, passes: int = 4, c
     return run
 
 
-def vq_prior_recipe(vqvae_name: str, epochs: int = 4):
+def vq_prior_recipe(vqvae_name: str, epochs: int = 6):
     """The autoregressive prior over the 7x7 codes of the (already trained) VQ-VAE ``vqvae_name``."""
     def run(device, out=checkpoints.PRETRAINED_DIR):
         x_train, x_val, x_test = fashion_splits()
