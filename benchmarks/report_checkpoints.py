@@ -10,12 +10,13 @@ from course_lib.checkpoints import PRETRAINED_DIR, read_manifest
 
 
 def main() -> None:
-    rows = ["| checkpoint | size (KB) | epochs | trained on | train time (s) | test metrics |",
+    rows = ["| checkpoint | size (KB) | epochs (passes) | trained on | train time (s) | test metrics |",
             "| --- | ---: | ---: | --- | ---: | --- |"]
     for name, entry in sorted(read_manifest().items()):
         size = (PRETRAINED_DIR / entry["file"]).stat().st_size / 1024
         metrics = ", ".join(f"{k} = {v:.4g}" for k, v in entry.get("metrics", {}).items())
-        epochs = entry.get("recipe", {}).get("epochs", "")
+        recipe = entry.get("recipe", {})
+        epochs = recipe.get("epochs", recipe.get("passes", ""))  # the VQ-VAEs count passes over the data
         rows.append(f"| {name} | {size:.0f} | {epochs} | {entry.get('trained_on', '')} "
                     f"| {entry.get('train_seconds', '')} | {metrics} |")
     text = "# Shipped checkpoints\n\nWritten by `python benchmarks/report_checkpoints.py` from the manifest.\n\n"
