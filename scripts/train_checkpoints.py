@@ -12,6 +12,7 @@ training history and the test metrics measured right after training.
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import time
 from pathlib import Path
@@ -201,7 +202,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in args.names:
         start = time.perf_counter()
-        model, init_kwargs, recipe, history, metrics = RECIPES[name](device)
+        # A recipe that builds on another checkpoint (the prior on its VQ-VAE) must read it from --out.
+        wants_out = "out" in inspect.signature(RECIPES[name]).parameters
+        model, init_kwargs, recipe, history, metrics = RECIPES[name](device, **({"out": out} if wants_out else {}))
         seconds = time.perf_counter() - start
         path = out / f"{name}.pt"
         model.cpu()

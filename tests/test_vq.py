@@ -260,3 +260,21 @@ def test_checkers_accept_student_style_solutions_and_report_stubs():
     for checker in CHECKERS:
         assert checker.grade(stub).status == "not_done"
         assert checker.grade(lambda *a: None).status == "not_done"
+
+
+def test_shipped_prior_models_the_shipped_vqvaes_codes(fashion_mnist_available):
+    """The prior must have been trained on the codes of the VQ-VAE it is shipped with: its NLL on that
+    VQ-VAE's test codes is the one the manifest recorded (a prior trained on another VQ-VAE's codes
+    scores about three times worse)."""
+    from course_lib.checkpoints import load_pretrained, read_manifest
+    from course_lib.data import load_fashion_mnist
+
+    entry = read_manifest()["vq_prior_k64"]
+    prior, _ = load_pretrained("vq_prior_k64")
+    vqvae, _ = load_pretrained(entry["recipe"]["vqvae"])
+    codes = vq.encode_indices_dataset(vqvae, load_fashion_mnist("test")[0])
+    with torch.no_grad():
+        nll = torch.cat([vq.prior_nll(prior, codes[s:s + 1000]) for s in range(0, len(codes), 1000)]).mean()
+    recorded = entry["metrics"]["test_nll_nats_per_image"]
+    assert float(nll) == pytest.approx(recorded, rel=1e-3)
+    assert float(nll) < 0.6 * entry["metrics"]["uniform_nll_nats_per_image"]
