@@ -216,10 +216,15 @@ def zone_plate(size: int = 512) -> torch.Tensor:
     """
     if not isinstance(size, int) or size < 2:
         raise ValueError(f"size must be an integer >= 2, got {size!r}")
-    coords = torch.arange(size, dtype=torch.float64) + 0.5 - size / 2
-    r2 = coords[:, None] ** 2 + coords[None, :] ** 2
+    r = _radius(size)
     half_diagonal = size / math.sqrt(2)
-    return (0.5 + 0.5 * torch.cos(math.pi * r2 / (2 * half_diagonal))).float()[None, None]
+    return (0.5 + 0.5 * torch.cos(math.pi * r**2 / (2 * half_diagonal))).float()[None, None]
+
+
+def _radius(size: int) -> torch.Tensor:
+    """Distance of each pixel centre from the image centre, (size, size) float64."""
+    coords = torch.arange(size, dtype=torch.float64) + 0.5 - size / 2
+    return (coords[:, None] ** 2 + coords[None, :] ** 2).sqrt()
 
 
 def zone_plate_frequency(size: int) -> torch.Tensor:
@@ -229,9 +234,7 @@ def zone_plate_frequency(size: int) -> torch.Tensor:
         >>> float(zone_plate_frequency(8).max()) <= 0.5
         True
     """
-    coords = torch.arange(size, dtype=torch.float64) + 0.5 - size / 2
-    r = (coords[:, None] ** 2 + coords[None, :] ** 2).sqrt()
-    return r / (2 * size / math.sqrt(2))
+    return _radius(size) / (2 * size / math.sqrt(2))
 
 
 __all__ = ["RESIZE_STYLES", "resampling_matrix", "resize_images", "inception_input", "centroid", "zone_plate",

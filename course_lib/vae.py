@@ -334,14 +334,16 @@ class VAE(nn.Module):
         """Reconstruction at the posterior mean: decode(mu(x)), images in [0, 1]."""
         return self.decode(self.encode(x)[0])
 
+    def prior_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` codes z ~ N(0, I), (n, latent_dim), on the model's device."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        return torch.randn(n, self.latent_dim, generator=generator).to(next(self.parameters()).device)
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode ``n`` codes drawn from the prior N(0, I): (n, 1, 28, 28) mean images."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        return self.decode(z)
+        return self.decode(self.prior_codes(n, generator))
 
 
 class ConvVAE(VAE):
@@ -459,11 +461,7 @@ class PixelCNNVAE(MLPVAE):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
         """Draw z ~ N(0, I), then x ~ p(x|z): (n, 1, 28, 28) binary images."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        return self.sample_given(z, generator, steps)
+        return self.sample_given(self.prior_codes(n, generator), generator, steps)
 
 
 # --------------------------------------------------------------------------- losses
