@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.metrics import check_images
-from course_lib.resizing import RESIZE_STYLES, inception_input
+from course_lib.resizing import check_style, inception_input
 
 # --------------------------------------------------------------------------------------------------
 # Frechet distance, book equation (fid)
@@ -427,8 +427,7 @@ class InceptionV3(nn.Module):
 
     def __init__(self, weights: str | os.PathLike | None = None, download: bool = True, style: str = "pytorch-fid"):
         super().__init__()
-        if style not in RESIZE_STYLES:
-            raise ValueError(f"style must be one of {RESIZE_STYLES}, got {style!r}")
+        check_style(style)  # before the weights are read: a typo should not cost a download
         self.style = style
         state = _load_inception_state(weights, download)
         self._build()

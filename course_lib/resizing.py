@@ -34,7 +34,8 @@ from course_lib.metrics import check_images
 RESIZE_STYLES = ("pytorch-fid", "torch-fidelity", "clean-fid")
 
 
-def _check_style(style: str) -> None:
+def check_style(style: str) -> None:
+    """Raise ValueError unless ``style`` is one of ``RESIZE_STYLES``."""
     if style not in RESIZE_STYLES:
         raise ValueError(f"style must be one of {RESIZE_STYLES}, got {style!r}")
 
@@ -72,7 +73,7 @@ def resampling_matrix(n_in: int, n_out: int, style: str = "pytorch-fid") -> torc
                 [0.2500, 0.7500],
                 [0.0000, 1.0000]], dtype=torch.float64)
     """
-    _check_style(style)
+    check_style(style)
     for name, n in (("n_in", n_in), ("n_out", n_out)):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
@@ -116,7 +117,7 @@ def resize_images(images: torch.Tensor, size: int, style: str = "pytorch-fid") -
         tensor([0.0000, 0.2500, 0.7500, 1.0000])
     """
     check_images(images, "images")
-    _check_style(style)
+    check_style(style)
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be an integer >= 1, got {size!r}")
     x = images.float()
@@ -153,8 +154,7 @@ def inception_input(images: torch.Tensor, style: str = "pytorch-fid", size: int 
         >>> [round(float(inception_input(white, s, 8).max()), 4) for s in RESIZE_STYLES]
         [1.0, 0.9922, 0.9922]
     """
-    check_images(images, "images", channels=(1, 3))
-    resized = resize_images(images, size, style)
+    resized = resize_images(images, size, style)  # checks images and style
     if resized.shape[1] == 1:
         resized = resized.expand(-1, 3, -1, -1)
     if style == "pytorch-fid":
@@ -237,5 +237,5 @@ def zone_plate_frequency(size: int) -> torch.Tensor:
     return _radius(size) / (2 * size / math.sqrt(2))
 
 
-__all__ = ["RESIZE_STYLES", "resampling_matrix", "resize_images", "inception_input", "centroid", "zone_plate",
-           "zone_plate_frequency"]
+__all__ = ["RESIZE_STYLES", "check_style", "resampling_matrix", "resize_images", "inception_input", "centroid",
+           "zone_plate", "zone_plate_frequency"]

@@ -532,7 +532,6 @@ def _check_indices(indices: torch.Tensor, num_codes: int) -> None:
 
 
 # --------------------------------------------------------------------------- training helpers
-@torch.no_grad()
 def encode_indices_dataset(model: VQVAE, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Code indices (N, 7, 7) of (N, 1, 28, 28) images, computed in batches, returned on the CPU."""
     return apply_in_batches(model, model.encode_indices, images, batch_size)

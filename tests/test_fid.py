@@ -248,8 +248,9 @@ def test_inception_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_inception_style_changes_only_the_input(random_fid_weights, monkeypatch):
-    from cleanfid.resize import make_resizer
     from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    from tests.test_resizing import clean_fid_reference
 
     home, _, _ = random_fid_weights
     monkeypatch.setenv("TORCH_HOME", str(home))
@@ -257,9 +258,7 @@ def test_inception_style_changes_only_the_input(random_fid_weights, monkeypatch)
     uint8 = torch.round(images * 255).expand(-1, 3, -1, -1)
     # What torch-fidelity's and clean-fid's extractors feed their networks, from their own resize code.
     tf = (interpolate_bilinear_2d_like_tensorflow1x(uint8, size=(299, 299), align_corners=False) - 128) / 128
-    resize = make_resizer("PIL", False, "bicubic", (299, 299))
-    pil = torch.from_numpy(np.stack([resize(x.permute(1, 2, 0).numpy().astype(np.uint8)) for x in uint8])
-                           .transpose(0, 3, 1, 2).copy())
+    pil = clean_fid_reference(images.expand(-1, 3, -1, -1), 299)
     expected_inputs = {"torch-fidelity": tf, "clean-fid": (pil - 128) / 128}
     for style, x in expected_inputs.items():
         net = F.InceptionV3(download=False, style=style)
