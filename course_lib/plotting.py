@@ -96,3 +96,108 @@ def plot_latent_scatter(codes: torch.Tensor, labels: torch.Tensor, class_names=N
     ax.set_title(title)
     ax.legend(markerscale=4, fontsize=8, loc="best")
     return ax
+
+
+class Table:
+    """A results table: Markdown where a notebook or the book renders it, aligned text elsewhere.
+
+    Args:
+        rows: a list of rows, each a sequence of values (one per column) or a dict keyed by column.
+        columns: the column headers (default: the first row's keys, when rows are dicts).
+        formats: ``{column: format spec}``, e.g. ``{"PSNR (dB)": ".2f", "share": ".1%"}``, so that each
+            number is rounded to what it means; other values are shown with ``str``.
+        title: a bold line above the table.
+        note: a line below the table (units, how to read it).
+
+    Raises:
+        ValueError: if a row's length differs from the number of columns, a dict row lacks a column,
+            or ``formats`` names an unknown column.
+
+    Example:
+        >>> table = Table([("a", 0.12345), ("b", 1.5)], ["model", "loss"], formats={"loss": ".2f"})
+        >>> print(table)
+        model | loss
+        ----- | ----
+        a     | 0.12
+        b     | 1.50
+        >>> print(table._repr_markdown_())
+        | model | loss |
+        | :-- | --: |
+        | a | 0.12 |
+        | b | 1.50 |
+    """
+
+    def __init__(self, rows, columns=None, formats=None, title: str | None = None, note: str | None = None):
+        rows = list(rows)
+        if columns is None:
+            if not rows or not isinstance(rows[0], dict):
+                raise ValueError("columns must be given unless rows are dicts")
+            columns = list(rows[0])
+        self.columns = [str(c) for c in columns]
+        formats = dict(formats or {})
+        unknown = sorted(set(formats) - set(self.columns))
+        if unknown:
+            raise ValueError(f"formats names columns {unknown} that are not in columns {self.columns}")
+        self.title, self.note = title, note
+        self.cells: list[list[str]] = []
+        self.numeric = [True] * len(self.columns)
+        for i, row in enumerate(rows):
+            if isinstance(row, dict):
+                missing = [c for c in columns if c not in row]
+                if missing:
+                    raise ValueError(f"row {i} has no value for columns {missing}")
+                row = [row[c] for c in columns]
+            row = list(row)
+            if len(row) != len(self.columns):
+                raise ValueError(f"row {i} has {len(row)} values, expected {len(self.columns)} (one per column)")
+            self.cells.append([_format_cell(v, formats.get(c)) for c, v in zip(self.columns, row, strict=True)])
+            for j, v in enumerate(row):
+                self.numeric[j] &= isinstance(v, (int, float, np.number, torch.Tensor)) and not isinstance(v, bool)
+
+    def _repr_markdown_(self) -> str:
+        def line(cells):
+            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+        lines = [f"**{self.title}**", ""] if self.title else []
+        lines += [line(self.columns), "| " + " | ".join("--:" if n else ":--" for n in self.numeric) + " |"]
+        lines += [line(row) for row in self.cells]
+        if self.note:
+            lines += ["", self.note]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        widths = [max(len(c) for c in column) for column in zip(self.columns, *self.cells, strict=True)]
+
+        def line(cells):
+            return " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+        lines = [self.title] if self.title else []
+        lines += [line(self.columns), " | ".join("-" * w for w in widths)]
+        lines += [line(row) for row in self.cells]
+        if self.note:
+            lines.append(self.note)
+        return "\n".join(lines)
+
+
+def _format_cell(value, spec: str | None) -> str:
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if spec is None or isinstance(value, str) or value is None:
+        return "" if value is None else str(value)
+    return format(value, spec)
+
+
+def show_table(rows, columns=None, formats=None, title: str | None = None, note: str | None = None) -> None:
+    """Display a :class:`Table` of results: rendered in Jupyter, Colab, VS Code and the book, as text
+    in a terminal. Arguments as for :class:`Table`."""
+    table = Table(rows, columns, formats, title, note)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # plain Python without IPython
+        print(table)
+        return
+    if get_ipython() is None:
+        print(table)
+    else:
+        display(table)

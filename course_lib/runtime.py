@@ -15,11 +15,29 @@ import torch
 
 QUICK_ENV = "COURSE_QUICK"
 
+PROGRESS_ENV = "COURSE_PROGRESS"
+
 with warnings.catch_warnings():
-    # Without ipywidgets (as in the book build) tqdm.auto falls back to text bars, which is what we
-    # want there, but warns in every notebook; Colab and Jupyter with ipywidgets get widget bars.
+    # Without ipywidgets tqdm.auto falls back to text bars (and warns in every notebook);
+    # Colab and Jupyter with ipywidgets get widget bars.
     warnings.simplefilter("ignore")
-    from tqdm.auto import tqdm  # noqa: F401  (re-exported: course_lib's progress bars come from here)
+    from tqdm.auto import tqdm as _auto_tqdm
+
+
+def progress_bars() -> bool:
+    """False when ``COURSE_PROGRESS=0``: the book build sets it, because a page is a record of
+    the run, and each update of a text bar would become one more line of it."""
+    return os.environ.get(PROGRESS_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+class tqdm(_auto_tqdm):
+    """course_lib's progress bar: ``tqdm.auto`` (live in Jupyter and Colab), silent where
+    :func:`progress_bars` is False. ``tqdm.write`` still prints."""
+
+    def __init__(self, *args, **kwargs):
+        if not progress_bars():
+            kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
 
 
 def get_device(prefer: str | None = None) -> torch.device:

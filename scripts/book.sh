@@ -4,8 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg
-unset COURSE_QUICK
+export PATH="$PWD/.venv/bin:$PATH"
+# The kernel's own inline backend draws every figure into the page: MPLBACKEND (Agg in the tests)
+# would override it and plt.show() would draw nothing. Progress bars are off: a page records the run.
+unset MPLBACKEND COURSE_QUICK
+export COURSE_PROGRESS=0
 start=$SECONDS
 jupyter-book build . --all --warningiserror --nitpick --keep-going
 echo "==> book built in $((SECONDS - start)) s: open $PWD/_build/html/index.html"

@@ -34,3 +34,20 @@ def test_helpers_label_their_axes():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_table_rounds_each_column_and_aligns_numbers_right():
+    table = plotting.Table([{"model": "a|b", "PSNR (dB)": torch.tensor(21.456), "share": 0.5}],
+                           formats={"PSNR (dB)": ".1f", "share": ".0%"}, title="T", note="n")
+    assert table._repr_markdown_() == "**T**\n\n| model | PSNR (dB) | share |\n| :-- | --: | --: |\n| a\\|b | 21.5 | 50% |\n\nn"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(rows=[(1, 2)], columns=["a"]), r"row 0 has 2 values, expected 1"),
+    (dict(rows=[{"a": 1}], columns=["a", "b"]), r"row 0 has no value for columns \['b'\]"),
+    (dict(rows=[(1,)], columns=["a"], formats={"b": ".2f"}), r"formats names columns \['b'\]"),
+    (dict(rows=[(1,)]), "columns must be given unless rows are dicts"),
+])
+def test_table_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plotting.Table(**kwargs)

@@ -54,3 +54,14 @@ def test_autocast_is_a_no_op_on_cpu():
     with runtime.autocast(torch.device("cpu")):
         y = torch.ones(2, 2) @ torch.ones(2, 2)
     assert y.dtype == torch.float32
+
+
+@pytest.mark.parametrize("value, shown", [("0", False), ("off", False), ("1", True)])
+def test_progress_bars_follow_the_environment(monkeypatch, value, shown):
+    import io
+
+    monkeypatch.setenv("COURSE_PROGRESS", value)
+    out = io.StringIO()
+    for _ in runtime.tqdm(range(3), file=out, disable=False):
+        pass
+    assert ("3/3" in out.getvalue()) is shown

@@ -14,7 +14,7 @@ def _image_pairs(g: torch.Generator):
 
 
 check_reconstruction_loss = Exercise(
-    "Exercise 1.1, the reconstruction loss (ae-loss)",
+    "Exercise 1.1, the reconstruction loss",
     autoencoder.reconstruction_loss,
     "course_lib.autoencoder.reconstruction_loss",
     _image_pairs,
@@ -44,7 +44,7 @@ def _conv_cases(g: torch.Generator):
 
 
 check_conv_output_size = Exercise(
-    "Exercise 1.2, the size of a convolution's output (conv-size)",
+    "Exercise 1.2, the size of a convolution's output",
     autoencoder.conv_output_size,
     "course_lib.autoencoder.conv_output_size",
     _conv_cases,
@@ -64,7 +64,7 @@ def _code_pairs(g: torch.Generator):
 
 
 check_interpolate_codes = Exercise(
-    "Exercise 1.3, interpolating between two codes (ae-interp)",
+    "Exercise 1.3, interpolating between two codes",
     autoencoder.interpolate_codes,
     "course_lib.autoencoder.interpolate_codes",
     _code_pairs,

@@ -75,7 +75,7 @@ def _fd_complex(real, fake):
 
 
 check_frechet_distance = _MetricExercise(
-    "Exercise 6.1, FID of two feature sets (fid)",
+    "Exercise 6.1, FID of two feature sets",
     _fd_reference,
     "course_lib.fid.fid",
     _fd_cases,
@@ -145,7 +145,7 @@ def _is_variant(probs, splits, direction="forward", log=torch.log, combine="exp_
 
 
 check_inception_score = _MetricExercise(
-    "Exercise 6.2, the Inception Score over splits (inception-score)",
+    "Exercise 6.2, the Inception Score over splits",
     _is_reference,
     "course_lib.fid.inception_score",
     _is_cases,
@@ -200,7 +200,7 @@ def _resize_variant(n_in, n_out, centre="half_pixel", normalise=True, stretch=Fa
 
 
 check_resampling_matrix = Exercise(
-    "Exercise 6.3, one axis of pytorch-fid's resize (resize)",
+    "Exercise 6.3, one axis of pytorch-fid's resize",
     _resize_reference,
     "course_lib.resizing.resampling_matrix(n_in, n_out, 'pytorch-fid')",
     _resize_cases,

@@ -105,7 +105,7 @@ def _wrong_mask_swapped(x, mask, cond):
 
 
 check_coupling_log_density = Exercise(
-    "Exercise 2.2, the log-density of one affine coupling layer (gen-change-of-variables)",
+    "Exercise 2.2, the log-density of one affine coupling layer",
     generative.coupling_log_density,
     "course_lib.generative.coupling_log_density",
     _coupling_cases,
@@ -187,7 +187,7 @@ def _noise(n, dim, seed):
 
 
 check_push_forward = Exercise(
-    "Exercise 2.1, sampling by pushing normal noise through a map (gen-push-forward)",
+    "Exercise 2.1, sampling by pushing normal noise through a map",
     generative.push_forward,
     "course_lib.generative.push_forward",
     _push_forward_cases,

@@ -28,7 +28,7 @@ def _per_image_mse(a, b):
 
 
 check_psnr = Exercise(
-    "Exercise 5.1, PSNR of a batch of images in [0, 1] (psnr)",
+    "Exercise 5.1, PSNR of a batch of images in [0, 1]",
     _psnr_reference,
     "course_lib.metrics.psnr",
     _psnr_cases,
@@ -88,7 +88,7 @@ def _with(var=_population, k1=0.01, k2=0.03, use_range=True, square=True, c3_fac
 
 
 check_ssim_window = Exercise(
-    "Exercise 5.2, SSIM's three terms on one window (ssim-l, ssim-c, ssim-s)",
+    "Exercise 5.2, SSIM's three terms on one window",
     metrics.ssim_terms,
     "course_lib.metrics.ssim_terms",
     _window_cases,

@@ -48,7 +48,7 @@ def _eps(mu):
 
 
 check_reparameterize = _SeededExercise(
-    "Exercise 3.1, the reparameterization trick (vae-reparam)",
+    "Exercise 3.1, the reparameterization trick",
     vae.reparameterize,
     "course_lib.vae.reparameterize",
     _mu_logvar_seed,
@@ -89,7 +89,7 @@ def _kl_terms(mu, lv):
 
 
 check_gaussian_kl = Exercise(
-    "Exercise 3.2, the KL divergence to the prior (vae-kl-gauss)",
+    "Exercise 3.2, the KL divergence to the prior",
     vae.gaussian_kl,
     "course_lib.vae.gaussian_kl",
     _mu_logvar,
@@ -138,7 +138,7 @@ def _kl(mu, lv):
 
 
 check_negative_elbo = Exercise(
-    "Exercise 3.3, the negative ELBO (vae-loss)",
+    "Exercise 3.3, the negative ELBO",
     vae.negative_elbo,
     "course_lib.vae.negative_elbo",
     _elbo_cases,
@@ -186,7 +186,7 @@ def _log_weights(g: torch.Generator):
 
 
 check_iwae_bound = Exercise(
-    "Exercise 3.4, the importance-weighted bound (iwae-bound)",
+    "Exercise 3.4, the importance-weighted bound",
     vae.iwae_bound,
     "course_lib.vae.iwae_bound",
     _log_weights,

@@ -70,7 +70,7 @@ def _distances(z, codebook):
 
 
 check_quantize = Exercise(
-    "Exercise 4.1, the nearest code (vq-quantize)",
+    "Exercise 4.1, the nearest code",
     vq.nearest_code,
     "course_lib.vq.nearest_code",
     _quantize_cases,
@@ -107,7 +107,7 @@ def _straight_through_cases(g: torch.Generator):
 
 
 check_straight_through = GradientExercise(
-    "Exercise 4.2, the straight-through estimator (vq-straight-through)",
+    "Exercise 4.2, the straight-through estimator",
     vq.straight_through,
     "course_lib.vq.straight_through",
     _straight_through_cases,
@@ -153,7 +153,7 @@ def _norm(a, b):
 
 
 check_vq_loss = GradientExercise(
-    "Exercise 4.3, the VQ loss with its two stop-gradients (vq-loss)",
+    "Exercise 4.3, the VQ loss with its two stop-gradients",
     vq.vq_loss,
     "course_lib.vq.vq_loss",
     _vq_loss_cases,
@@ -170,7 +170,7 @@ check_vq_loss = GradientExercise(
         Mistake("the commitment term beta ||z_e - sg[e]||^2 is missing: the encoder gets no gradient from the loss.",
                 lambda z, e, b: _sq(z.detach(), e)),
         Mistake("you averaged over every number (F.mse_loss's default); sum over all but the batch axis, then "
-                "average over the batch, as in (ae-loss).",
+                "average over the batch, as the autoencoder's loss does.",
                 lambda z, e, b: (z.detach() - e).pow(2).mean() + b * (z - e.detach()).pow(2).mean()),
         Mistake("the distance is not squared: use ||z_e - e||^2, not ||z_e - e||.",
                 lambda z, e, b: _norm(z.detach(), e) + b * _norm(z, e.detach())),
@@ -211,7 +211,7 @@ def _nan_if_unused(idx, k):
 
 
 check_perplexity = Exercise(
-    "Exercise 4.4, the codebook's perplexity (vq-perplexity)",
+    "Exercise 4.4, the codebook's perplexity",
     vq.perplexity,
     "course_lib.vq.perplexity",
     _perplexity_cases,
