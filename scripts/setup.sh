@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Set up everything the course needs, idempotently: Fashion-MNIST (Debian's package, with apt where
-# available) and a virtual environment .venv with the pinned requirements and course_lib (editable).
+# Set up everything the course needs, idempotently: Debian's packages (with apt where available):
+# Fashion-MNIST, and Chromium with its driver for scripts/check_browser.py; and a virtual environment
+# .venv with the pinned requirements and course_lib (editable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+packages=()
 if [ -z "${COURSE_DATA:-}" ] && ! ls /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte* >/dev/null 2>&1; then
+  packages+=(dataset-fashion-mnist)
+fi
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  packages+=(chromium chromium-driver)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    echo "==> installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
+    echo "==> installing Debian packages: ${packages[*]}"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}"
   else
-    echo "==> apt-get not available: course_lib will look in \$COURSE_DATA or download Fashion-MNIST with torchvision"
+    echo "==> apt-get not available, not installed: ${packages[*]}"
+    echo "    course_lib looks for Fashion-MNIST in \$COURSE_DATA or downloads it with torchvision;"
+    echo "    scripts/check_browser.py needs /usr/bin/chromedriver and Chromium (or \$CHROMEDRIVER, \$CHROMIUM)"
   fi
 fi
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The course's test command (what CI runs): lint, unit tests and doctests, every notebook executed
-# by nbval in quick mode, then the book built as readers get it, and checked to work offline.
+# by nbval in quick mode, then the book built as readers get it, checked to work offline, and every page
+# loaded in headless Chromium (scripts/check_browser.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,5 +20,6 @@ COURSE_QUICK=1 pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=60
 echo "==> the book"
 bash scripts/book.sh
 python scripts/check_book.py _build/html
+python scripts/check_browser.py _build/html --screenshots "${COURSE_LOG_DIR:-_build/logs}/screenshots"
 
 echo "==> all tests passed in $((SECONDS - start)) s"
