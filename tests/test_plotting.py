@@ -39,7 +39,8 @@ def test_bad_input(call, match):
 def test_table_rounds_each_column_and_aligns_numbers_right():
     table = plotting.Table([{"model": "a|b", "PSNR (dB)": torch.tensor(21.456), "share": 0.5}],
                            formats={"PSNR (dB)": ".1f", "share": ".0%"}, title="T", note="n")
-    assert table._repr_markdown_() == "**T**\n\n| model | PSNR (dB) | share |\n| :-- | --: | --: |\n| a\\|b | 21.5 | 50% |\n\nn"
+    expected = "**T**\n\n| model | PSNR (dB) | share |\n| :-- | --: | --: |\n| a\\|b | 21.5 | 50% |\n\nn"
+    assert table._repr_markdown_() == expected
 
 
 @pytest.mark.parametrize("kwargs, match", [
