@@ -151,8 +151,9 @@ class Table:
             if len(row) != len(self.columns):
                 raise ValueError(f"row {i} has {len(row)} values, expected {len(self.columns)} (one per column)")
             self.cells.append([_format_cell(v, formats.get(c)) for c, v in zip(self.columns, row, strict=True)])
-            for j, v in enumerate(row):
-                self.numeric[j] &= isinstance(v, (int, float, np.number, torch.Tensor)) and not isinstance(v, bool)
+            for j, v in enumerate(row):  # an empty cell (None) leaves a column of numbers right-aligned
+                self.numeric[j] &= v is None or (isinstance(v, (int, float, np.number, torch.Tensor))
+                                                 and not isinstance(v, bool))
 
     def _repr_markdown_(self) -> str:
         def line(cells):

@@ -105,8 +105,8 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
         if progress:
-            last = {k: f"{v[-1]:.4g}" for k, v in history.items() if k.endswith("loss")}
-            tqdm.write(f"epoch {epoch}: {last}")
+            losses = ", ".join(f"{k.replace('_', ' ')} {v[-1]:.4g}" for k, v in history.items() if k.endswith("loss"))
+            tqdm.write(f"epoch {epoch}/{epochs}: {losses} ({history['epoch_seconds'][-1]:.1f} s)")
     return history
 
 

@@ -100,3 +100,42 @@ def test_every_exercise_has_a_solution():
         solved = {m for c in cells if c["cell_type"] == "markdown" for code in SOLUTION.findall(source(c))
                   for m in re.findall(r"def (my_\w+)", code)}
         assert checked <= solved, f"{path.name}: exercises without a solution: {sorted(checked - solved)}"
+
+
+def equation_labels() -> set[str]:
+    """The book's equation labels (``$$ ... $$ (label)``) that cannot be ordinary words: those with a hyphen."""
+    text = "".join(p.read_text() for p in (ROOT / "book").glob("*.md"))
+    return {label for label in re.findall(r"\$\$\s*\(([a-z0-9-]+)\)", text) if "-" in label}
+
+
+def leaked_labels(text: str) -> list[str]:
+    return sorted({m for m in re.findall(r"(?<![\w-])([a-z0-9]+(?:-[a-z0-9]+)+)(?![\w-])", text)} & equation_labels())
+
+
+def test_labels_are_known():
+    assert {"ae-loss", "vae-reparam", "iwae-bound"} <= equation_labels()
+    assert leaked_labels("see (ae-loss), not pytorch-fid or xae-loss") == ["ae-loss"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_readers_meet_no_raw_labels(path):
+    """Readers meet equation numbers: a heading holds no role (the page's contents would show the raw label),
+    and no code cell (comments, printed strings, table columns) names a label."""
+    for cell in load(path)["cells"]:
+        text = source(cell)
+        if cell["cell_type"] == "markdown":
+            for line in text.splitlines():
+                if line.startswith("#"):
+                    assert "{" not in line, f"{path.name}: heading with a role: {line!r}"
+                    assert not re.match(r"#+ \d+\.", line), f"{path.name}: numbered by hand: {line!r}"
+        else:
+            assert not leaked_labels(text), f"{path.name}: a code cell names labels {leaked_labels(text)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_verdicts_are_removed_from_the_book(path):
+    """The book shows an exercise's stub and its collapsed solution, not the stub's '[not done yet]'."""
+    for cell in load(path)["cells"]:
+        if cell["cell_type"] == "code" and CHECK_CALL.search(source(cell)):
+            assert "remove-output" in cell["metadata"].get("tags", []), (
+                f"{path.name}: exercise cell without the remove-output tag: {source(cell)[:60]!r}")

@@ -41,6 +41,8 @@ def test_table_rounds_each_column_and_aligns_numbers_right():
                            formats={"PSNR (dB)": ".1f", "share": ".0%"}, title="T", note="n")
     expected = "**T**\n\n| model | PSNR (dB) | share |\n| :-- | --: | --: |\n| a\\|b | 21.5 | 50% |\n\nn"
     assert table._repr_markdown_() == expected
+    gaps = plotting.Table([("a", 1.0), ("b", None)], ["model", "gap"], formats={"gap": ".1f"})
+    assert gaps._repr_markdown_().splitlines()[1:] == ["| :-- | --: |", "| a | 1.0 |", "| b |  |"]
 
 
 @pytest.mark.parametrize("kwargs, match", [
