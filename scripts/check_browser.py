@@ -21,7 +21,8 @@ rule) when a page
                    clientWidth of `article.bd-article` (else `main`) by more than 1 px. The problem names
                    the equation's number and the first characters of its TeX;
 - raw-markup:      shows MyST markup that was not rendered, in its prose: `{eq}`, `{doc}`, `{cite}` (and
-                   `{cite:p}` ...), `{numref}`, `{ref}`, `{math}`, `:::` or "```{". The prose is the visible
+                   `{cite:p}` ...), `{numref}`, `{ref}`, `{math}`, `:::` or "```{", or the delimiter row of a
+                   Markdown table that was not rendered (`| :-- | --: |`). The prose is the visible
                    text (document.body.innerText) less code blocks (`pre`, `div.highlight`) and notebook
                    code cells (`.cell_input`): code is never parsed as MyST. Markdown a cell displays (e.g.
                    `show_table`) is prose;
@@ -78,7 +79,9 @@ WIDTH, HEIGHT, MAX_SHOT_HEIGHT = 1280, 900, 16000
 MAX_PROGRESS_LINES = 5
 LOCAL_SCHEMES = {"data", "blob", "about"}
 PROGRESS = re.compile(r"\d+%\||\d+/\d+ \[\d+:\d+<|it/s\]|s/it\]")
-RAW_MARKUP = re.compile(r"\{(?:eq|doc|cite(?::[a-z]+)?|numref|ref|math)\}|:::|```\{")
+# MyST roles and directives, and a Markdown table's delimiter row (a table an output cell printed as a
+# paragraph because it was not rendered as Markdown; smart quotes may have made its -- a dash)
+RAW_MARKUP = re.compile(r"\{(?:eq|doc|cite(?::[a-z]+)?|numref|ref|math)\}|:::|```\{|\| ?:?(?:-{2,}|[–—]+):? ?\|")
 MACHINE_PATHS = ("/root/", "/home/", "/tmp/", "/.venv", "site-packages", "dist-packages")
 LABEL_DEF = re.compile(r"\$\$ *\(([A-Za-z0-9_-]+)\)")
 ROLE_TARGET = re.compile(r"\{[a-z:]+\}`[^`]*`|^\([A-Za-z0-9_-]+\)=", re.M)
