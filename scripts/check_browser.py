@@ -46,7 +46,8 @@ A page missing from the build is a problem too (missing-page), and so is a page 
 the page's).
 
 It also saves a full-page screenshot of every page (the viewport made as tall as the page, at most
-16000 px) into --screenshots DIR, prints a table (page, images, figures drawn, page height, problems)
+16000 px, taller pages in tiles NAME-2.png, ...) into --screenshots DIR, prints a table (page,
+images, figures drawn, page height, problems)
 and, with --json FILE, writes those numbers per page (and the seconds each page took).
 
 Usage: python scripts/check_browser.py _build/html [--screenshots DIR] [--json FILE]
@@ -368,8 +369,14 @@ def check_page(
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         set_viewport(driver, WIDTH, max(HEIGHT, min(report.height, MAX_SHOT_HEIGHT)))
-        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True})
-        screenshot.write_bytes(base64.b64decode(shot["data"]))
+        # A page taller than one shot is saved in tiles: NAME.png, NAME-2.png, ...
+        for i, top in enumerate(range(0, max(report.height, 1), MAX_SHOT_HEIGHT)):
+            clip = {"x": 0, "y": top, "width": WIDTH, "height": max(1, min(MAX_SHOT_HEIGHT, report.height - top)),
+                    "scale": 1}
+            shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+                "format": "png", "optimizeForSpeed": True, "captureBeyondViewport": True, "clip": clip})
+            path = screenshot if i == 0 else screenshot.with_name(f"{screenshot.stem}-{i + 1}{screenshot.suffix}")
+            path.write_bytes(base64.b64decode(shot["data"]))
 
     # Read the logs last, so that requests and errors that come after the load event are counted.
     for entry in driver.get_log("browser"):
