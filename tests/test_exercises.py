@@ -80,8 +80,13 @@ def test_crash_is_reported_not_raised():
 
 
 def test_unknown_wrong_answer_reports_the_difference():
+    verdict = EXERCISES["check_reconstruction_loss"].grade(lambda a, b: ((a - b) ** 4).flatten(1).sum(1).mean())
+    assert verdict.status == "wrong" and "where the reference gives" in verdict.message
+
+
+def test_a_constant_factor_is_named():
     verdict = EXERCISES["check_reconstruction_loss"].grade(lambda a, b: 2 * ((a - b) ** 2).flatten(1).sum(1).mean())
-    assert verdict.status == "wrong" and "largest difference" in verdict.message
+    assert verdict.status == "wrong" and "2 times the reference's" in verdict.message
 
 
 def test_wrong_shape_is_reported():

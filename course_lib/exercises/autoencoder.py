@@ -27,7 +27,12 @@ check_reconstruction_loss = Exercise(
                 lambda a, b: (a - b).abs().flatten(1).sum(1).mean()),
         Mistake("you took the Euclidean norm ||x - x_hat||, not its square.",
                 lambda a, b: (a - b).flatten(1).norm(dim=1).mean()),
+        Mistake("the values are right but x_hat receives no gradient (.detach(), .item(), float() or numpy on the "
+                "way): the network could not learn from this loss. Keep it a torch tensor in the graph.",
+                lambda a, b: (a - b).pow(2).flatten(1).sum(1).mean().detach()),
     ],
+    grad_inputs=(0,),
+    accepts="a 0-dim tensor (any floating dtype), differentiable with respect to x_hat",
 )
 """Example:
     >>> import torch
@@ -55,7 +60,14 @@ check_conv_output_size = Exercise(
                 lambda n, k, s, p: (n + p - k) // s + 1),
         Mistake("the result must be an int: use floor division //, not /.",
                 lambda n, k, s, p: (n + 2 * p - k) / s + 1),
+        Mistake("add 1 after the floor division: (n + 2p - k) // s + 1, not (n + 2p - k + 1) // s.",
+                lambda n, k, s, p: (n + 2 * p - k + 1) // s),
+        Mistake("the stride divides n + 2p - k, the distance the kernel can travel, not the whole expression: "
+                "(n + 2p - k) // s + 1.",
+                lambda n, k, s, p: n // s + 2 * p - k + 1),
     ],
+    accepts="an integer: a Python int, a numpy integer or an integer tensor; a float such as 7.0 is wrong "
+            "(a layer's size is a whole number, and torch.nn needs ints)",
 )
 
 
@@ -73,5 +85,12 @@ check_interpolate_codes = Exercise(
                 lambda z0, z1, n: autoencoder.interpolate_codes(z1, z0, n)),
         Mistake("the last point must be z1 itself: use t = linspace(0, 1, steps), which includes 1.",
                 lambda z0, z1, n: z0 + torch.arange(n).unsqueeze(1) / n * (z1 - z0)),
+        Mistake("the first point must be z0 itself: t = linspace(0, 1, steps) starts at 0.",
+                lambda z0, z1, n: z0 + torch.arange(1, n + 1).unsqueeze(1) / n * (z1 - z0)),
+        Mistake("return one row per step, shape (steps, d): you returned the points as columns, (d, steps).",
+                lambda z0, z1, n: autoencoder.interpolate_codes(z0, z1, n).T),
+        Mistake("the direction from z0 to z1 is z1 - z0: z0 + t (z1 - z0), not z0 + t (z0 - z1).",
+                lambda z0, z1, n: z0 + torch.linspace(0, 1, n).unsqueeze(1) * (z0 - z1)),
     ],
+    accepts="a tensor of shape (steps, d) (any floating dtype) or a numpy array",
 )

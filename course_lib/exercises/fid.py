@@ -1,34 +1,30 @@
-"""Checkers for the FID and Inception Score chapter (notebook 06_fid_and_inception_score)."""
+"""Checkers for the FID and Inception Score chapter (notebook 06_fid_and_inception_score).
+
+A number may come back as a Python float, a numpy scalar or a 0-dim tensor, float32 or float64;
+a wrong answer gets a verdict, never an exception, and the FID's two terms are graded apart.
+
+Example:
+    >>> import numpy as np
+    >>> from pytorch_fid.fid_score import calculate_frechet_distance
+    >>> def pytorch_fid_way(real, fake):  # numpy float64 in and out
+    ...     r, f = real.numpy(), fake.numpy()
+    ...     return calculate_frechet_distance(r.mean(0), np.cov(r, rowvar=False), f.mean(0), np.cov(f, rowvar=False))
+    >>> check_frechet_distance.grade(pytorch_fid_way).status
+    'correct'
+    >>> def plus_two_tr(real, fake):  # + 2 Tr instead of - 2 Tr, and the mean term not squared
+    ...     return (real.mean(0) - fake.mean(0)).norm() + torch.cov(real.T).trace() + torch.cov(fake.T).trace() \\
+    ...         + 2 * fid_lib.trace_sqrt_product(torch.cov(real.T), torch.cov(fake.T))
+    >>> print(check_frechet_distance.grade(plus_two_tr).message)
+    [wrong] ... Term by term: the mean term ||mu_r - mu_g||^2: off (...); the covariance terms ...: off (...). ...
+"""
 
 from __future__ import annotations
 
 import torch
 
 from course_lib import fid as fid_lib
-from course_lib.exercises import Exercise, Mistake
+from course_lib.exercises import Exercise, Mistake, Probe
 from course_lib.resizing import resampling_matrix
-
-
-class _MetricExercise(Exercise):
-    """An Exercise whose answers are scalars: floats and 0-dim tensors compare alike; complex answers are
-    rejected (FID is real: a complex result means the imaginary rounding noise of ``sqrtm`` was kept)."""
-
-    def _compare(self, got, expected):
-        if isinstance(expected, tuple):
-            return super()._compare(got, expected)
-        if isinstance(got, complex) or (isinstance(got, torch.Tensor) and got.is_complex()):
-            if isinstance(expected, torch.Tensor) and expected.is_complex():
-                expected, got = expected.real, got.real  # both complex: compare what they agree on
-            else:
-                return "your answer is complex; FID is a real number"
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = float(got)
-        if isinstance(expected, torch.Tensor) and expected.numel() == 1:
-            expected = float(expected)
-        if isinstance(got, int) and not isinstance(got, bool):
-            got = float(got)
-        return super()._compare(got, expected)
-
 
 # ------------------------------------------------------------------------------- Frechet distance
 
@@ -69,12 +65,17 @@ def _fd_variant(real, fake, ddof=1, trace_terms=True, factor=2.0, cross="sqrt_pr
     return value
 
 
+def _shift(real, fake):
+    """The difference of the means, as a shift of every sample of ``real``."""
+    return fake.mean(0) - real.mean(0)
+
+
 def _fd_complex(real, fake):
     value = _fd_reference(real, fake)
     return torch.complex(value, torch.tensor(1e-9, dtype=torch.float64))
 
 
-check_frechet_distance = _MetricExercise(
+check_frechet_distance = Exercise(
     "Exercise 6.1, FID of two feature sets",
     _fd_reference,
     "course_lib.fid.fid",
@@ -97,8 +98,21 @@ check_frechet_distance = _MetricExercise(
         Mistake("keep only the real part: the square root of S_r S_g (scipy.linalg.sqrtm, torch.linalg.eigvals) "
                 "can carry an imaginary rounding error; FID is real.",
                 _fd_complex),
+        Mistake("the cross term is subtracted: + Tr(S_r) + Tr(S_g) - 2 Tr((S_r S_g)^(1/2)), not + 2 Tr(...).",
+                lambda r, f: _fd_variant(r, f, factor=-2.0)),
+        Mistake("the mean term is the squared distance ||mu_r - mu_g||^2, not the distance itself.",
+                lambda r, f: _fd_variant(r, f) - (r.double().mean(0) - f.double().mean(0)).pow(2).sum()
+                + (r.double().mean(0) - f.double().mean(0)).norm()),
     ],
     rtol=1e-6, atol=1e-8,
+    probes=[
+        Probe("the mean term ||mu_r - mu_g||^2", "isolated as FD(real, real + shift) - FD(real, real), equal "
+              "covariances", _fd_cases, lambda fd, r, f: fd(r, r + _shift(r, f)) - fd(r, r.clone())),
+        Probe("the covariance terms Tr(S_r) + Tr(S_g) - 2 Tr((S_r S_g)^(1/2))", "with equal means", _fd_cases,
+              lambda fd, r, f: fd(r, f - f.mean(0) + r.mean(0))),
+    ],
+    accepts="a real number: a Python float, a numpy scalar (pytorch-fid's own code) or a 0-dim tensor, float32 "
+            "or float64; a complex value is wrong, even with a tiny imaginary part",
 )
 """Example:
     >>> check_frechet_distance.grade(lambda r, f: (r.mean(0) - f.mean(0)).pow(2).sum()).message[:7]
@@ -144,7 +158,13 @@ def _is_variant(probs, splits, direction="forward", log=torch.log, combine="exp_
     return float(s.mean()), float(s.std(correction=ddof))
 
 
-check_inception_score = _MetricExercise(
+def _is_log_variant(probs, splits):
+    p = probs.double()
+    kls = torch.stack([(q * (q.log() - q.mean(0, keepdim=True).log())).sum(1).mean() for q in p.chunk(splits)])
+    return float(kls.mean()), float(kls.std(correction=0))
+
+
+check_inception_score = Exercise(
     "Exercise 6.2, the Inception Score over splits",
     _is_reference,
     "course_lib.fid.inception_score",
@@ -163,8 +183,15 @@ check_inception_score = _MetricExercise(
                 lambda p, s: _is_variant(p, s, marginal="all")),
         Mistake("the std is numpy's (ddof 0), as the original code and torch-fidelity, not ddof 1.",
                 lambda p, s: _is_variant(p, s, ddof=1)),
+        Mistake("the split scores are exp(mean KL) of each split; you returned the mean KL without the exponential.",
+                lambda p, s: _is_log_variant(p, s)),
+        Mistake("split i holds rows i N / s to (i + 1) N / s, contiguous blocks: you took every s-th row.",
+                lambda p, s: _is_variant(p[torch.arange(p.shape[0]).reshape(-1, s).T.reshape(-1)], s)),
     ],
     rtol=1e-6, atol=1e-9,
+    output_names=("the mean (the first value)", "the std (the second value)"),
+    accepts="a tuple (mean, std) of two numbers, each a Python float, a numpy scalar (the original code's) or a "
+            "0-dim tensor",
 )
 """Example:
     >>> check_inception_score.grade(lambda p, s: _is_variant(p, s, log=torch.log2)).status
@@ -217,8 +244,12 @@ check_resampling_matrix = Exercise(
         Mistake("that is align_corners=True (the first and last pixel centres coincide); pytorch-fid uses "
                 "align_corners=False: centres at (i + 1/2) n_in / n_out.",
                 lambda a, b: _resize_variant(a, b, centre="corners")),
+        Mistake("the matrix maps the n_in input pixels to the n_out output pixels: its shape is (n_out, n_in), "
+                "one row per output pixel; you returned its transpose.",
+                lambda a, b: _resize_reference(a, b).T),
     ],
     rtol=1e-6, atol=1e-9,
+    accepts="a tensor (or numpy array) of shape (n_out, n_in), float32 or float64",
 )
 """Example:
     >>> check_resampling_matrix.grade(lambda a, b: resampling_matrix(a, b, "clean-fid")).status

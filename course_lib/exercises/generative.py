@@ -7,7 +7,7 @@ import math
 import torch
 
 from course_lib import generative
-from course_lib.exercises import Exercise, Mistake
+from course_lib.exercises import Exercise, Mistake, Probe
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -129,6 +129,17 @@ check_coupling_log_density = Exercise(
         Mistake("the mask is the wrong way round: coordinates with mask 1 pass through unchanged, "
                 "those with mask 0 are scaled and shifted.", _wrong_mask_swapped),
     ],
+    grad_inputs=(0,),
+    arg_names=("x", "mask", "conditioner"),
+    output_names=("log_px (the first value)", "log_det (the second value)"),
+    probes=[
+        Probe("the base density term log N(z; 0, I)", "isolated as your log_px - your log_det", _coupling_cases,
+              lambda f, x, mask, cond: (lambda out: out[0] - out[1])(f(x, mask, cond))),
+        Probe("the log-determinant", "your log_det", _coupling_cases,
+              lambda f, x, mask, cond: f(x, mask, cond)[1]),
+    ],
+    accepts="a tuple (log_px, log_det) of two tensors of shape (N,) (any floating dtype), differentiable with "
+            "respect to x",
 )
 """Example:
     >>> check_coupling_log_density.grade(_wrong_no_base_density).status
@@ -199,7 +210,10 @@ check_push_forward = Exercise(
         Mistake("draw the noise with shape (n, dim), one row per sample, not (dim, n) transposed: "
                 "the same seed then gives different numbers.",
                 lambda g, n, dim, seed: g(_noise(dim, n, seed).T)),
+        Mistake("push every sample through g: g takes the whole (n, dim) batch; you returned g of one row.",
+                lambda g, n, dim, seed: g(_noise(n, dim, seed)[:1])),
     ],
+    accepts="a tensor of shape (n, output dim) (any floating dtype) or a numpy array",
 )
 """Example:
     >>> check_push_forward.grade(lambda g, n, dim, seed: torch.randn(n, dim)).status

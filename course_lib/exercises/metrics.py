@@ -42,8 +42,16 @@ check_psnr = Exercise(
                 lambda p, t: (10 * torch.log(1.0 / _per_image_mse(p, t))).mean()),
         Mistake("with the MSE (a squared error) the factor is 10; 20 goes with the RMSE: 20 log10(MAX / RMSE).",
                 lambda p, t: (20 * torch.log10(1.0 / _per_image_mse(p, t))).mean()),
+        Mistake("PSNR divides MAX^2 by the MSE: 10 log10(MAX^2 / MSE), not 10 log10(MSE / MAX^2) (that is "
+                "minus the PSNR).",
+                lambda p, t: (10 * torch.log10(_per_image_mse(p, t))).mean()),
+        Mistake("return one number, the mean of the per-image PSNRs: you returned the N values themselves.",
+                lambda p, t: 10 * torch.log10(1.0 / _per_image_mse(p, t))),
+        Mistake("the MSE averages the squared errors, not the absolute errors (that would be the MAE).",
+                lambda p, t: (10 * torch.log10(1.0 / (p.double() - t.double()).abs().flatten(1).mean(1))).mean()),
     ],
     rtol=1e-4,
+    accepts="a number: a Python float, a numpy scalar or a 0-dim tensor (any floating dtype)",
 )
 """Example:
     >>> check_psnr.grade(lambda p, t: 10 * torch.log10(1 / ((p - t) ** 2).mean())).status
@@ -100,7 +108,13 @@ check_ssim_window = Exercise(
         Mistake("C3 is C2 / 2, not C2: that choice is what lets c * s simplify to "
                 "(2 sigma_xy + C2) / (sigma_x^2 + sigma_y^2 + C2).", _with(c3_factor=1.0)),
         Mistake("the constants are squares: C1 = (K1 L)^2, C2 = (K2 L)^2.", _with(square=False)),
+        Mistake("the constants are swapped: C1 = (0.01 L)^2 goes with the luminance term, C2 = (0.03 L)^2 with "
+                "contrast and structure.", _with(k1=0.03, k2=0.01)),
+        Mistake("return the three terms in the order (l, c, s): luminance, contrast, structure.",
+                lambda x, y, r: _with()(x, y, r)[::-1]),
     ],
+    output_names=("l (the luminance term)", "c (the contrast term)", "s (the structure term)"),
+    accepts="a tuple (l, c, s) of three numbers, each a Python float, a numpy scalar or a 0-dim tensor",
 )
 """Example:
     >>> check_ssim_window.grade(lambda x, y, L: (1.0, 1.0, 1.0)).status

@@ -3,7 +3,19 @@
 ``reparameterize`` is random. Its checker makes the comparison deterministic: before each call,
 of the reference, of the student's function and of each known mistake, it seeds torch's global
 generator with the same seed, so a function that draws eps with ``torch.randn_like(mu)`` (or
-``torch.randn(mu.shape)``) sees the same eps as the reference.
+``torch.randn(mu.shape)``) sees the same eps as the reference. Values alone cannot tell a
+reparameterization from a sample that ignores the trick (``torch.normal(mu, std)`` draws the very
+same numbers), so every checker here also compares the gradients with respect to its
+differentiable inputs (``grad_inputs``).
+
+Example:
+    >>> print(check_reparameterize.grade(lambda mu, logvar: torch.normal(mu, torch.exp(0.5 * logvar))).message)
+    [wrong] Exercise 3.1, the reparameterization trick: mu receives no gradient (nor does logvar): ...
+    >>> check_reparameterize.grade(lambda mu, logvar: torch.distributions.Normal(mu, (0.5 * logvar).exp()).rsample()
+    ...                            ).status
+    'correct'
+    >>> print(check_gaussian_kl.grade(lambda mu, logvar: -(mu**2 + logvar.exp() - 1 - logvar).sum(1)).message)
+    [wrong] Exercise 3.2, ...: on every test case your values are -2 times the reference's (a sign and a constant ...
 """
 
 from __future__ import annotations
@@ -14,28 +26,23 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import vae
-from course_lib.exercises import Exercise, Mistake
+from course_lib.exercises import Exercise, Mistake, Probe
 
 # --------------------------------------------------------------------------- reparameterize
-
-def _seeded(fn):
-    def call(mu, logvar, seed):
-        torch.manual_seed(seed)
-        return fn(mu, logvar)
-    return call
-
 
 class _SeededExercise(Exercise):
     """An Exercise for a random function of (mu, logvar); its cases are (mu, logvar, seed).
 
-    ``reference`` and every ``Mistake.wrong`` take (mu, logvar), like the student's function; ``grade``
-    calls each of them as fn(mu, logvar) right after ``torch.manual_seed(seed)``.
+    ``reference`` and every ``Mistake.wrong`` take (mu, logvar), like the student's function; each call
+    is fn(mu, logvar) right after ``torch.manual_seed(seed)``. The gradients with respect to mu and
+    logvar are compared too, so noise drawn by ``torch.normal(mu, std)`` or ``Normal(mu, std).sample()``
+    (the same values, no gradient) is wrong.
     """
 
-    def grade(self, fn, seed: int = 0):
-        seeded = Exercise(self.name, _seeded(self.reference), self.reference_name, self.make_cases,
-                          [Mistake(m.hint, _seeded(m.wrong)) for m in self.mistakes], self.atol, self.rtol)
-        return seeded.grade(_seeded(fn), seed)
+    def _invoke(self, fn, args):
+        mu, logvar, seed = args
+        torch.manual_seed(seed)
+        return fn(mu, logvar)
 
 
 def _mu_logvar_seed(g: torch.Generator):
@@ -67,7 +74,20 @@ check_reparameterize = _SeededExercise(
                 lambda mu, lv: mu - (0.5 * lv).exp() * _eps(mu)),
         Mistake("eps must be standard normal (torch.randn_like), not uniform (torch.rand_like).",
                 lambda mu, lv: mu + (0.5 * lv).exp() * torch.rand_like(mu)),
+        Mistake("mu receives no gradient (nor does logvar): your samples have the right values, but they are not "
+                "computed from mu and logvar by differentiable operations. torch.normal(mu, std) and "
+                "Normal(mu, std).sample() draw them without the trick, and torch.no_grad() or .detach() cut the "
+                "graph: draw only the noise at random, then build the sample from it, mu and logvar with "
+                "differentiable operations.",
+                lambda mu, lv: (mu + (0.5 * lv).exp() * _eps(mu)).detach()),
+        Mistake("logvar receives no gradient: sigma must be computed from logvar inside the graph "
+                "(no .detach(), .item() or numpy on the way), or the encoder never learns its variances.",
+                lambda mu, lv: mu + (0.5 * lv).exp().detach() * _eps(mu)),
     ],
+    grad_inputs=(0, 1),
+    arg_names=("mu", "logvar", "seed"),
+    accepts="a tensor shaped like mu (any floating dtype), computed from mu and logvar by differentiable "
+            "operations, with eps drawn by torch.randn_like(mu) or torch.randn(mu.shape)",
 )
 """Example:
     >>> check_reparameterize.grade(lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).status
@@ -110,7 +130,18 @@ check_gaussian_kl = Exercise(
         Mistake("you forgot the -1 in each term (the KL of N(0, 1) to itself must be 0).",
                 lambda mu, lv: 0.5 * (mu.pow(2) + lv.exp() - lv).sum(1)),
         Mistake("the mean enters squared: mu^2, not mu.", lambda mu, lv: 0.5 * (mu + lv.exp() - 1 - lv).sum(1)),
+        Mistake("the values are right but the KL is detached (.detach(), .item() or numpy on the way): the "
+                "encoder would get no gradient from it. Compute it with torch operations on mu and logvar.",
+                lambda mu, lv: (0.5 * _kl_terms(mu, lv).sum(1)).detach()),
     ],
+    grad_inputs=(0, 1),
+    probes=[
+        Probe("the mean term 1/2 sum mu^2", "isolated as KL(mu, logvar) - KL(0, logvar)", _mu_logvar,
+              lambda f, mu, lv: f(mu, lv) - f(torch.zeros_like(mu), lv)),
+        Probe("the variance term 1/2 sum (sigma^2 - 1 - log sigma^2)", "with mu = 0", _mu_logvar,
+              lambda f, mu, lv: f(torch.zeros_like(mu), lv)),
+    ],
+    accepts="a tensor of shape (N,) (any floating dtype), differentiable with respect to mu and logvar",
 )
 """Example:
     >>> check_gaussian_kl.grade(lambda mu, lv: 0.5 * (mu**2 + lv.exp() - 1 - lv).sum(1)).status
@@ -135,6 +166,11 @@ def _bce(logits, x, reduction="none"):
 
 def _kl(mu, lv):
     return 0.5 * (mu.pow(2) + lv.exp() - 1 - lv).sum(1)
+
+
+def _perfect_logits(x):
+    """Logits whose sigmoid is x (to 1e-16 for binary x): the cross-entropy vanishes."""
+    return 40.0 * (2 * x - 1)
 
 
 check_negative_elbo = Exercise(
@@ -164,8 +200,22 @@ check_negative_elbo = Exercise(
                                        .flatten(1).sum(1) + _kl(mu, lv)).mean()),
         Mistake("the Bernoulli log-likelihood is a cross-entropy, not a squared error.",
                 lambda lo, x, mu, lv: ((torch.sigmoid(lo) - x).pow(2).flatten(1).sum(1) + _kl(mu, lv)).mean()),
+        Mistake("the values are right but the KL term is detached: mu and logvar receive no gradient, so the "
+                "encoder is never pulled towards the prior. Keep the KL in the graph (no .detach() or .item()).",
+                lambda lo, x, mu, lv: (_bce(lo, x).flatten(1).sum(1) + _kl(mu, lv).detach()).mean()),
+        Mistake("the values are right but the reconstruction term is detached: the decoder's logits receive no "
+                "gradient. Keep the cross-entropy in the graph (no .detach() or .item()).",
+                lambda lo, x, mu, lv: (_bce(lo, x).flatten(1).sum(1).detach() + _kl(mu, lv)).mean()),
     ],
     atol=1e-4, rtol=1e-5,
+    grad_inputs=(0, 2, 3),
+    probes=[
+        Probe("the reconstruction term", "isolated as loss(logits) - loss(logits that reproduce x)", _elbo_cases,
+              lambda f, lo, x, mu, lv: f(lo, x, mu, lv) - f(_perfect_logits(x), x, mu, lv)),
+        Probe("the KL term", "with logits that reproduce x, where the cross-entropy vanishes", _elbo_cases,
+              lambda f, lo, x, mu, lv: f(_perfect_logits(x), x, mu, lv)),
+    ],
+    accepts="a 0-dim tensor (any floating dtype), differentiable with respect to logits, mu and logvar",
 )
 """Example:
     >>> import torch.nn.functional as F
@@ -202,7 +252,12 @@ check_iwae_bound = Exercise(
         Mistake("the k samples are along dim 0 (log_w has shape (k, N)); you reduced over the examples.",
                 lambda lw: torch.logsumexp(lw, 1) - math.log(lw.shape[1])),
         Mistake("you kept only the largest weight (max instead of logsumexp).", lambda lw: lw.max(0).values),
+        Mistake("the values are right but the bound is detached: the log-weights receive no gradient, so it "
+                "could not be trained. Stay with torch operations (torch.logsumexp), no .detach() or numpy.",
+                lambda lw: (torch.logsumexp(lw, 0) - math.log(lw.shape[0])).detach()),
     ],
+    grad_inputs=(0,),
+    accepts="a tensor of shape (N,) (any floating dtype), differentiable with respect to log_w",
 )
 """Example:
     >>> check_iwae_bound.grade(lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0])).status

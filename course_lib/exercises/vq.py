@@ -1,56 +1,20 @@
 """Checkers for the VQ-VAE chapter's exercises (notebook 04_vqvae).
 
 Two exercises are about gradients, not only values: the straight-through estimator and the VQ
-loss. Their checkers run the student's function inside a harness that back-propagates a fixed
-upstream gradient and returns ``(value, gradient wrt z_e, gradient wrt e)``; the reference and
-every mistake go through the same harness, so each mistake is recognised by its gradients.
+loss. Their checkers list z_e and e as differentiable inputs (``grad_inputs``): the base
+``Exercise`` back-propagates a fixed upstream gradient and compares the gradients with respect to
+z_e and e with the reference's; every mistake goes through the same mechanism, so each mistake is
+recognised by its gradients.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
 from course_lib import vq
-from course_lib.exercises import Exercise, Mistake, Verdict
-
-
-class GradientExercise(Exercise):
-    """An ``Exercise`` whose functions are graded through ``harness(fn)``, e.g. (value, gradients)."""
-
-    def __init__(self, *args, harness: Callable[[Callable], Callable], **kwargs):
-        super().__init__(*args, **kwargs)
-        self.harness = harness
-
-    def grade(self, fn: Callable, seed: int = 0) -> Verdict:
-        wrapped = Exercise(
-            self.name, self.harness(self.reference), self.reference_name, self.make_cases,
-            mistakes=[Mistake(m.hint, self.harness(m.wrong)) for m in self.mistakes], atol=self.atol, rtol=self.rtol,
-        )
-        return wrapped.grade(self.harness(fn), seed)
-
-
-def _with_gradients(fn: Callable, loss_of_output: Callable) -> Callable:
-    """Wrap ``fn(z_e, e, *rest)``: run it on leaf copies of z_e and e that require gradients,
-    back-propagate ``loss_of_output(output, *rest)``, return (output, dL/dz_e, dL/de)."""
-
-    def run(z_e, e, *rest):
-        z_e = z_e.clone().requires_grad_(True)
-        e = e.clone().requires_grad_(True)
-        out = fn(z_e, e, *rest)
-        if out is None or out is Ellipsis or not isinstance(out, torch.Tensor):
-            return out  # the Exercise reports "not done" or the wrong type
-        target = loss_of_output(out, *rest)
-        if target.numel() != 1:
-            return out.detach()  # the Exercise reports the wrong shape
-        if target.requires_grad:
-            target.backward()
-        zero = torch.zeros_like
-        return (out.detach(), zero(z_e) if z_e.grad is None else z_e.grad, zero(e) if e.grad is None else e.grad)
-
-    return run
+from course_lib.exercises import Exercise, Mistake, Probe
 
 
 # --------------------------------------------------------------------------- Exercise 4.1: nearest code
@@ -89,6 +53,7 @@ check_quantize = Exercise(
                 "to z_e.shape[:-1].",
                 lambda z, c: _distances(z, c).argmin(1)),
     ],
+    accepts="an integer tensor (any integer dtype) or numpy array of shape z_e.shape[:-1]; float indices are wrong",
 )
 """Example:
     >>> check_quantize.grade(lambda z, c: torch.cdist(z.reshape(-1, z.shape[-1]), c).argmin(1).reshape(z.shape[:-1])
@@ -102,11 +67,11 @@ def _straight_through_cases(g: torch.Generator):
     cases = []
     for shape in ((4, 3), (2, 7, 7, 5), (1, 2)):
         z_e = torch.randn(shape, generator=g)
-        cases.append((z_e, torch.randn(shape, generator=g), torch.randn(shape, generator=g)))
+        cases.append((z_e, torch.randn(shape, generator=g)))
     return cases
 
 
-check_straight_through = GradientExercise(
+check_straight_through = Exercise(
     "Exercise 4.2, the straight-through estimator",
     vq.straight_through,
     "course_lib.vq.straight_through",
@@ -120,12 +85,17 @@ check_straight_through = GradientExercise(
                 lambda z_e, e: e + (z_e - e).detach()),
         Mistake("you returned z_e: the gradient is right but the decoder never sees the quantized code e.",
                 lambda z_e, e: z_e),
-        Mistake("e.detach() has the right value but no gradient at all: the encoder would never learn.",
+        Mistake("e.detach() has the right value but no gradient at all: the encoder would never learn (the same "
+                "for a result computed under torch.no_grad() or detached at the end: z_e receives no gradient).",
                 lambda z_e, e: e.detach()),
+        Mistake("the values are right but the gradient reaching z_e is scaled: the straight-through estimator "
+                "passes the decoder's gradient to z_e unchanged (z_e + (e - z_e).detach(), with no factor on z_e).",
+                lambda z_e, e: 2 * z_e - (z_e - e + z_e).detach()),
     ],
-    harness=lambda fn: _with_gradients(lambda z_e, e, upstream: fn(z_e, e), lambda out, up: (out * up).sum()),
+    grad_inputs=(0, 1),
+    accepts="a tensor shaped like z_e (any floating dtype) whose value is e and whose gradient flows to z_e",
 )
-"""Checks the output *and* where the decoder's gradient goes: the harness multiplies the output by a
+"""Checks the output *and* where the decoder's gradient goes: the checker multiplies the output by a
 fixed random upstream gradient, back-propagates, and compares (z_q, dz_e, de) with the reference.
 The student's function is called as ``fn(z_e, e)``.
 
@@ -152,7 +122,7 @@ def _norm(a, b):
     return (a - b).norm(dim=-1).reshape(len(a), -1).sum(1).mean()
 
 
-check_vq_loss = GradientExercise(
+check_vq_loss = Exercise(
     "Exercise 4.3, the VQ loss with its two stop-gradients",
     vq.vq_loss,
     "course_lib.vq.vq_loss",
@@ -174,10 +144,20 @@ check_vq_loss = GradientExercise(
                 lambda z, e, b: (z.detach() - e).pow(2).mean() + b * (z - e.detach()).pow(2).mean()),
         Mistake("the distance is not squared: use ||z_e - e||^2, not ||z_e - e||.",
                 lambda z, e, b: _norm(z.detach(), e) + b * _norm(z, e.detach())),
+        Mistake("beta weighs the commitment term only: codebook term + beta * commitment term, not "
+                "beta * (codebook term + commitment term).",
+                lambda z, e, b: b * (_sq(z.detach(), e) + _sq(z, e.detach()))),
     ],
-    harness=lambda fn: _with_gradients(fn, lambda out, beta: out),
+    grad_inputs=(0, 1),
+    probes=[
+        Probe("the codebook term ||sg[z_e] - e||^2", "with beta = 0", _vq_loss_cases,
+              lambda f, z, e, b: f(z, e, 0.0)),
+        Probe("the commitment term ||z_e - sg[e]||^2", "isolated as (loss(beta) - loss(0)) / beta", _vq_loss_cases,
+              lambda f, z, e, b: (f(z, e, b) - f(z, e, 0.0)) / b),
+    ],
+    accepts="a 0-dim tensor (any floating dtype); its gradients with respect to z_e and e are compared too",
 )
-"""The harness back-propagates the loss and compares (loss, dloss/dz_e, dloss/de) with the reference.
+"""The checker back-propagates the loss and compares (loss, dloss/dz_e, dloss/de) with the reference.
 The student's function is called as ``fn(z_e, e, beta)``.
 
 Example:
@@ -228,6 +208,7 @@ check_perplexity = Exercise(
                 lambda i, k: _entropy_of(torch.bincount(i.reshape(-1), minlength=k).float()).exp()),
     ],
     atol=1e-4,
+    accepts="a number: a Python float, a numpy scalar or a 0-dim tensor",
 )
 """Example:
     >>> check_perplexity.grade(lambda i, k: torch.tensor(float(torch.unique(i).numel()))).status
