@@ -12,7 +12,8 @@ with the interface ``features(images) -> (N, D)``, ``probs(images) -> (N, K)``:
 
 - ``course_lib.classifier.FashionClassifier`` (shipped, offline): a *domain* FID and IS;
 - ``InceptionV3`` below: the network of pytorch-fid (TensorFlow's FID Inception), whose weights are
-  read from the torch hub cache under pytorch-fid's file name, a file you pass, or downloaded.
+  read from the torch hub cache under pytorch-fid's file name, a file you pass, or downloaded and
+  SHA-256-verified by ``course_lib.downloads``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import downloads
 from course_lib.metrics import check_images
 from course_lib.resizing import check_style, inception_input
 
@@ -328,8 +330,8 @@ def inception_score(probs, splits: int = 10) -> tuple[float, float]:
 # InceptionV3 of pytorch-fid (TensorFlow's FID Inception)
 # --------------------------------------------------------------------------------------------------
 
-FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
-FID_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS_FILE}"
+FID_WEIGHTS_FILE = downloads.FID_INCEPTION  # "pt_inception-2015-12-05-6726825d.pth", pytorch-fid's release
+FID_WEIGHTS_URL = downloads.PINNED[FID_WEIGHTS_FILE].url
 INCEPTION_SIZE = 299
 
 
@@ -408,13 +410,16 @@ class InceptionV3(nn.Module):
     Args:
         weights: a state-dict file; default: ``inception_weights_path()`` (the torch hub cache under
             ``$TORCH_HOME``), then a download from pytorch-fid's release when ``download``.
-        download: allow the download when the file is not cached.
+        download: allow the download when the file is not cached: ``course_lib.downloads.ensure``, which
+            checks the pinned SHA-256 and size and never leaves a partial file in the cache
+            (``$COURSE_WEIGHTS_MIRROR`` selects a mirror).
         style: the input resizing and scaling, ``"pytorch-fid"`` (default, that of the reference
             features) or another of ``course_lib.resizing.RESIZE_STYLES`` to measure what it changes.
 
     Raises:
-        InceptionWeightsNotFoundError: when the weights are absent and cannot be downloaded; the
-            message names the expected file. Random weights are never used in their place.
+        InceptionWeightsNotFoundError: when the weights are absent and cannot be downloaded, or the
+            download is refused (wrong hash, truncated); the message names the expected file (and
+            hash). Random weights are never used in their place.
         ValueError: for a ``style`` not in ``RESIZE_STYLES``.
 
     Example:
@@ -509,13 +514,14 @@ def _load_inception_state(weights, download: bool) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     how = (f"the FID Inception weights are expected at {path} (torch hub cache; set TORCH_HOME to look "
            f"elsewhere). Download {FID_WEIGHTS_URL} on a machine with internet and copy it there, or pass "
-           "weights=<path to the file>.")
+           f"weights=<path to the file>, or set {downloads.MIRROR_ENV} to a server or folder that holds it.")
     if not download:
         raise InceptionWeightsNotFoundError(how)
     try:
-        return torch.hub.load_state_dict_from_url(FID_WEIGHTS_URL, progress=False, map_location="cpu")
-    except (OSError, RuntimeError) as err:  # URLError is an OSError
+        path = downloads.ensure(FID_WEIGHTS_FILE, progress=True)  # pinned SHA-256 and size, verified
+    except downloads.WeightsDownloadError as err:  # offline (URLError), HTTP error, truncated, wrong hash
         raise InceptionWeightsNotFoundError(f"{how} (download failed: {err})") from err
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def domain_extractor(device: torch.device | str = "cpu"):

@@ -12,7 +12,8 @@ layers of torchvision's AlexNet, VGG-16 or SqueezeNet 1.1, and the linear weight
 
 The ImageNet backbone weights are looked up where torchvision and ``lpips`` look: the torch hub
 cache (``torch.hub.get_dir()/checkpoints``, i.e. ``$TORCH_HOME/hub/checkpoints``) under
-torchvision's file names. They can also be given as a file, or downloaded when online. When
+torchvision's file names. They can also be given as a file, or downloaded when online (by
+``course_lib.downloads``, which verifies the SHA-256 prefix torchvision publishes). When
 they are missing, ``BackboneWeightsNotFoundError`` says which file is expected where; random
 weights are never substituted unless you ask for them with ``random_backbone=True`` (tests only).
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from course_lib import downloads
 from course_lib.metrics import check_finite_pair
 
 # The lpips package's ScalingLayer: ImageNet's mean and std, expressed for inputs in [-1, 1].
@@ -38,8 +40,8 @@ EPS = 1e-10  # lpips.normalize_tensor adds it to the channel norm
 @dataclass(frozen=True)
 class Backbone:
     builder: str  # torchvision.models function
-    weights: str  # torchvision weights enum entry, for the download
-    file_name: str  # torchvision's file name in the hub cache
+    weights: str  # torchvision weights enum entry (its url is the pinned one in course_lib.downloads)
+    file_name: str  # torchvision's file name in the hub cache, a key of course_lib.downloads.PINNED
     cuts: tuple[int, ...]  # the features[:cut] boundaries whose outputs are compared
     channels: tuple[int, ...]
     min_size: int  # smallest H, W for which every compared layer has at least one position
@@ -108,7 +110,9 @@ class LPIPS(nn.Module):
         net: ``"alex"`` (default, as in ``lpips``), ``"vgg"`` (VGG-16) or ``"squeeze"`` (SqueezeNet 1.1).
         backbone_weights: a torchvision state-dict file for the backbone; default: look in the torch
             hub cache (``backbone_path(net)``), then download if ``download``.
-        download: allow downloading the backbone with torchvision's weights API when it is not cached.
+        download: allow downloading the backbone from torchvision's URL when it is not cached, with
+            ``course_lib.downloads.ensure`` (SHA-256 prefix verified, no partial file left in the cache;
+            ``$COURSE_WEIGHTS_MIRROR`` selects a mirror).
         linear_weights: the lpips linear-layer file; default: the one the ``lpips`` package ships.
         random_backbone: FOR TESTS ONLY: use a randomly initialised backbone (the distance is then
             meaningless). Never done unless asked.
@@ -120,8 +124,8 @@ class LPIPS(nn.Module):
 
     Raises:
         ValueError: for an unknown ``net``.
-        BackboneWeightsNotFoundError: if the backbone weights are absent and cannot be downloaded;
-            the message names the expected file.
+        BackboneWeightsNotFoundError: if the backbone weights are absent and cannot be downloaded, or
+            the download is refused (wrong hash, truncated); the message names the expected file.
 
     Example:
         >>> metric = LPIPS("squeeze", random_backbone=True)  # random weights: for this example only
@@ -227,15 +231,15 @@ def _load_backbone_state(spec: Backbone, net: str, backbone_weights, download: b
     how = (f"LPIPS(net={net!r}) needs torchvision's ImageNet weights of {spec.builder}, expected at {path} "
            f"(torch hub cache; set TORCH_HOME to look elsewhere). Get them by running "
            f"torchvision.models.{spec.builder}(weights='IMAGENET1K_V1') once on a machine with internet and "
-           f"copying {spec.file_name} there, or pass backbone_weights=<path to {spec.file_name}>.")
+           f"copying {spec.file_name} there, or pass backbone_weights=<path to {spec.file_name}>, or set "
+           f"{downloads.MIRROR_ENV} to a server or folder that holds it.")
     if not download:
         raise BackboneWeightsNotFoundError(how)
-    import torchvision
-
     try:
-        return torchvision.models.get_weight(spec.weights).get_state_dict(progress=False, check_hash=True)
-    except (OSError, RuntimeError) as err:  # URLError is an OSError
+        path = downloads.ensure(spec.file_name, progress=True)  # torchvision's hash prefix, verified
+    except downloads.WeightsDownloadError as err:  # offline (URLError), HTTP error, truncated, wrong hash
         raise BackboneWeightsNotFoundError(f"{how} (download failed: {err})") from err
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
 def feature_distance(blocks, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

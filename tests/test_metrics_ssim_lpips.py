@@ -4,7 +4,6 @@ No test downloads anything: LPIPS is compared with random backbone weights, writ
 torchvision's file names into a temporary torch hub cache that both implementations read.
 """
 
-import urllib.error
 import warnings
 
 import lpips as lpips_pkg
@@ -258,12 +257,11 @@ def test_lpips_missing_backbone_says_where_and_never_goes_random(tmp_path, monke
         LPIPS("alex", download=False)
     assert expected in str(info.value) and "backbone_weights=" in str(info.value)
 
-    def offline(*args, **kwargs):  # what torchvision raises without a network; nothing is downloaded
-        raise urllib.error.URLError("no network in tests")
-
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
-    with pytest.raises(BackboneWeightsNotFoundError, match="download failed"):
+    # Offline, as far as the download is concerned: a mirror (course_lib.downloads) that does not hold the file.
+    monkeypatch.setenv("COURSE_WEIGHTS_MIRROR", (tmp_path / "empty mirror").as_uri())
+    with pytest.raises(BackboneWeightsNotFoundError, match="download failed") as info:
         LPIPS("alex", download=True)
+    assert "alexnet-owt-7be5be79.pth" in str(info.value) and "sha256 7be5be79" in str(info.value)
     with pytest.raises(BackboneWeightsNotFoundError, match="does not exist"):
         LPIPS("alex", backbone_weights=tmp_path / "nope.pth")
     assert not backbone_path("alex").exists()
