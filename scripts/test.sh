@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The course's test command (what CI runs): lint, unit tests and doctests, every notebook executed
-# by nbval in quick mode, then the book built as readers get it, checked to work offline, and every page
-# loaded in headless Chromium (scripts/check_browser.py).
+# by nbval in quick mode, every notebook run as in Colab (scripts/colab_like.py: a fresh environment holding
+# only what its first cell installs), then the book built as readers get it, checked to work offline, and
+# every page loaded in headless Chromium (scripts/check_browser.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,6 +17,9 @@ COURSE_QUICK=1 pytest -q -p no:cacheprovider
 
 echo "==> nbval: every notebook, quick mode"
 COURSE_QUICK=1 pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 notebooks/
+
+echo "==> Colab-like: each notebook in a fresh environment with only what its first cell installs"
+python scripts/colab_like.py
 
 echo "==> the book"
 bash scripts/book.sh

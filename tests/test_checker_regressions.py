@@ -13,16 +13,19 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.linalg
 import scipy.stats
 import torch
 import torch.nn.functional as F
+from skimage.metrics import peak_signal_noise_ratio as _skimage_psnr
 from torch.distributions import Bernoulli, Categorical, Independent, Normal, kl_divergence
 
-from course_lib.exercises import Verdict
+from course_lib.exercises import NumericAnswer, Verdict
+from course_lib.exercises.vae import CollapsePrediction
 from tests.test_exercises import EXERCISES
 
-# ================================================================================== 1.1 reconstruction loss
+# ================================================================================== 1.2 reconstruction loss
 
 
 def _rec_ok(x_hat, x):
@@ -44,7 +47,7 @@ RECONSTRUCTION_RIGHT = [
     lambda x_hat, x: ((x_hat.double() - x.double()) ** 2).sum(dim=(1, 2, 3)).mean(),  # float64
 ]
 
-# ================================================================================== 1.2 conv output size
+# ================================================================================== 1.1 conv output size
 
 CONV_WRONG = [
     (lambda n, k, s, p: (n + 2 * p - k) // s, "forgot the '+ 1'"),
@@ -199,7 +202,7 @@ KL_RIGHT = [
     lambda mu, logvar: _kl(mu.double(), logvar.double()),  # float64
 ]
 
-# ================================================================================== 3.3 negative ELBO
+# ================================================================================== 3.4 negative ELBO
 
 
 def _bce(logits, x):
@@ -233,7 +236,7 @@ ELBO_RIGHT = [
     + _kl(mu, lv).mean(),
 ]
 
-# ================================================================================== 3.4 IWAE
+# ================================================================================== 3.6 IWAE
 
 
 def _iwae_stable(log_w):
@@ -391,7 +394,7 @@ PSNR_RIGHT = [
     lambda p, t: (10 * torch.log10(1 / _mse(p.double(), t.double()))).mean(),
 ]
 
-# ================================================================================== 5.2 SSIM terms
+# ================================================================================== 5.3 SSIM terms
 
 
 def _ssim(x, y, L, var_ddof=0, c3=0.5, k1=0.01, k2=0.03, squared=True):
@@ -500,7 +503,7 @@ FID_RIGHT = [
     lambda r, f: _fid(r, f),
 ]
 
-# ================================================================================== 6.2 Inception Score
+# ================================================================================== 6.3 Inception Score
 
 
 def _is(probs, splits, *, log=torch.log, reverse=False, ddof=0, exp=True, strided=False):
@@ -549,7 +552,7 @@ def _is_scipy(probs, splits):
 
 IS_RIGHT = [_is_original, _is_scipy, lambda p, s: _is(p.float(), s)]  # numpy, floats, float32 tensors
 
-# ================================================================================== 6.3 resampling matrix
+# ================================================================================== 6.4 resampling matrix
 
 
 def _resize_interpolate(n_in, n_out, align_corners=False):
@@ -575,6 +578,267 @@ RESIZE_WRONG = [
 ]
 RESIZE_RIGHT = [_resize_numpy, lambda a, b: _resize_interpolate(a, b).float(), _resize_interpolate]
 
+# ========================================================================== 3.3 KL between two 1-D Gaussians (a number)
+
+_KG = {"m_q": 1.0, "s_q": 0.5, "m_p": 0.0, "s_p": 2.0}  # the numbers the notebook prints, typed in as a student would
+KL_1D_WRONG = [
+    (float(kl_divergence(Normal(0.0, 2.0), Normal(1.0, 0.5))), "KL(p || q)"),
+    (math.log(4.0 / 0.25) + (0.25 + 1) / 8 - 0.5, "ratio of the variances"),
+    (math.log(4.0) + (0.25 + 1) / 4 - 0.5, "a factor 1/2 is missing"),
+    (math.log(4.0) + (0.25 + 1) / 8, "the constant -1/2 is missing"),
+    (float(kl_divergence(Normal(1.0, 0.5), Normal(0.0, 1.0))), "standard normal"),
+    (1.04, "where the reference gives"),  # rounded too far
+]
+KL_1D_RIGHT = [
+    float(kl_divergence(Normal(_KG["m_q"], _KG["s_q"]), Normal(_KG["m_p"], _KG["s_p"]))),
+    np.float32(math.log(4.0) + (0.25 + 1) / 8 - 0.5),
+    torch.tensor(1.0425),  # rounded to 4 digits, a 0-dim float32 tensor
+    # numerical integration of q log(q / p), independent of any closed form
+    scipy.integrate.quad(lambda z: scipy.stats.norm.pdf(z, 1.0, 0.5) * (scipy.stats.norm.logpdf(z, 1.0, 0.5)
+                                                                         - scipy.stats.norm.logpdf(z, 0.0, 2.0)),
+                         -10, 10)[0],
+]
+
+# ================================================================================== 3.5 ELBO gap (a number)
+
+
+def _gap_by_torch(reverse=False):
+    s = 1 / (1 + 2.0**2 / 1.0)
+    post, q = Normal(s * 2.0 * 3.0, math.sqrt(s)), Normal(0.5, math.sqrt(0.5))
+    return float(kl_divergence(post, q) if reverse else kl_divergence(q, post))
+
+
+def _gap_by_sampling():
+    """log p(x) - E_q[log p(x, z) - log q(z)], the expectation by quadrature (no KL formula at all)."""
+    log_px = scipy.stats.norm.logpdf(3.0, 0.0, math.sqrt(2.0**2 + 1.0))
+
+    def integrand(z):
+        log_joint = scipy.stats.norm.logpdf(3.0, 2.0 * z, 1.0) + scipy.stats.norm.logpdf(z, 0.0, 1.0)
+        log_q = scipy.stats.norm.logpdf(z, 0.5, math.sqrt(0.5))
+        return math.exp(log_q) * (log_joint - log_q)
+
+    return log_px - scipy.integrate.quad(integrand, -15, 15)[0]
+
+
+GAP_WRONG = [
+    (_gap_by_torch(reverse=True), "KL(p(z|x) || q)"),
+    (float(kl_divergence(Normal(0.5, math.sqrt(0.5)), Normal(0.0, 1.0))), "prior p(z) = N(0, 1)"),
+    (2 * _gap_by_torch(), "a factor 1/2 is missing"),
+    (0.5 * (0.5 / 0.25 + (0.5 - 1.5) ** 2 / 0.25 - 1 + math.log(0.25 / 0.5)), "the prior contributes its 1"),
+    (-_gap_by_torch(), "where the reference gives"),
+]
+GAP_RIGHT = [_gap_by_torch(), _gap_by_sampling(), np.float64(round(_gap_by_torch(), 4)),
+             torch.tensor(_gap_by_torch(), dtype=torch.float32)]
+
+# ================================================================================== 3.7 score-function estimator
+
+
+def _score_by_autograd(f, mu, log_sigma, eps, baseline):
+    """Per row, autograd of log q at the fixed sample z (torch.distributions' log_prob), times f(z) - b."""
+    rows = []
+    z_all = (mu + log_sigma.exp() * eps).detach()
+    for z in z_all:
+        m, ls = mu.detach().clone().requires_grad_(True), log_sigma.detach().clone().requires_grad_(True)
+        log_q = Normal(m, ls.exp()).log_prob(z).sum()
+        gm, gl = torch.autograd.grad(log_q, (m, ls))
+        rows.append((f(z.unsqueeze(0))[0] - baseline) * torch.cat([gm, gl]))
+    return torch.stack(rows)
+
+
+def _score_numpy(f, mu, log_sigma, eps, baseline):
+    m, ls, e = mu.numpy(), log_sigma.numpy(), eps.numpy()
+    sigma = np.exp(ls)
+    fz = f(torch.from_numpy(m + sigma * e)).numpy()
+    return (fz - baseline)[:, None] * np.concatenate([e / sigma, e**2 - 1], axis=1)
+
+
+def _score_plain(f, mu, log_sigma, eps, baseline, **kw):
+    sigma = log_sigma.exp()
+    z = mu + sigma * eps
+    return (f(z) - baseline)[:, None] * torch.cat([eps / sigma, eps**2 - 1], 1)
+
+
+SCORE_WRONG = [
+    (lambda f, mu, ls, eps, b: f(mu + ls.exp() * eps)[:, None] * torch.cat([eps / ls.exp(), eps**2 - 1], 1),
+     "the baseline is missing"),
+    (lambda f, mu, ls, eps, b: (b - f(mu + ls.exp() * eps))[:, None] * torch.cat([eps / ls.exp(), eps**2 - 1], 1),
+     "a sign is flipped"),
+    (lambda f, mu, ls, eps, b: torch.cat([eps / ls.exp(), eps**2 - 1], 1), "the score alone"),
+    (lambda f, mu, ls, eps, b: torch.cat([2 * (mu + ls.exp() * eps - _C[len(mu)]),
+                                          2 * (mu + ls.exp() * eps - _C[len(mu)]) * ls.exp() * eps], 1),
+     "reparameterized gradient"),  # written out for the quadratic objective
+    (lambda f, mu, ls, eps, b: (f(eps) - b)[:, None] * torch.cat([eps / ls.exp(), eps**2 - 1], 1),
+     "not at the standard normal eps"),
+    (lambda f, mu, ls, eps, b: (f(mu + ls.exp() * eps) - b)[:, None] * torch.cat([eps, eps**2 - 1], 1),
+     "you used eps"),
+    (lambda f, mu, ls, eps, b: _score_plain(f, mu, ls, eps, b).mean(0), "not their mean"),
+]
+_C = {}  # filled below from the checker's own cases: c of the quadratic objective, by dimension
+
+
+def _fill_c():
+    from course_lib.exercises.vae import _score_cases
+
+    for f, mu, *_ in _score_cases(torch.Generator().manual_seed(0)):
+        z = torch.zeros(1, len(mu), dtype=torch.float64, requires_grad=True)
+        (grad,) = torch.autograd.grad(f(z).sum(), z)
+        _C[len(mu)] = -grad[0] / 2  # f(z) = ||z - c||^2: grad at 0 is -2c
+
+
+_fill_c()
+SCORE_RIGHT = [_score_by_autograd, _score_numpy, lambda f, mu, ls, eps, b: _score_plain(f, mu, ls, eps, b).float()]
+
+# ============================================================================== 3.8 which beta collapses (a prediction)
+
+EXERCISES["check_collapse_prediction"].observe(CollapsePrediction.EXAMPLE, 16)  # first with <= 8 active: beta = 4
+PREDICTION_WRONG = [
+    (2.0, "not collapsed yet"),
+    (0.25, "not collapsed yet"),
+    (8, "collapsed, but not the first"),
+    (math.inf, "the sweep did collapse"),
+    (3.0, "choose one of the swept"),
+]
+PREDICTION_RIGHT = [4.0, 4, np.float32(4.0), torch.tensor(4.0)]
+
+# ================================================================================== 3.9 free bits
+
+FREE_BITS_WRONG = [
+    (lambda kl, lam: torch.clamp(kl, min=lam).mean(0).sum(), "the max comes after the mean"),
+    (lambda kl, lam: torch.minimum(kl.mean(0), torch.tensor(lam, dtype=kl.dtype)).sum(), "not a ceiling"),
+    (lambda kl, lam: kl.mean(0).sum(), "nothing is clamped"),
+    (lambda kl, lam: kl.sum(0).clamp(min=lam).sum(), "do not sum"),
+    (lambda kl, lam: float(kl.mean(0).clamp(min=lam).sum()), "receives no gradient"),
+    (lambda kl, lam: torch.where(kl.mean(0) < lam, kl.mean(0) - kl.mean(0).detach() + lam, kl.mean(0)).sum(),
+     "gradient"),  # the value lam, but the clamped dimension's gradient kept
+]
+FREE_BITS_RIGHT = [
+    lambda kl, lam: torch.maximum(kl.mean(0), torch.tensor(lam, dtype=kl.dtype)).sum(),
+    lambda kl, lam: (F.relu(kl.mean(0) - lam) + lam).sum(),
+    lambda kl, lam: torch.where(kl.mean(0) > lam, kl.mean(0), torch.full_like(kl.mean(0), lam)).sum(),
+    lambda kl, lam: kl.float().mean(0).clamp(min=lam).sum(),  # float32
+]
+
+# ============================================================================= 4.5 perplexity of a histogram (a number)
+
+_COUNTS = np.array([50, 30, 15, 5, 0, 0, 0, 0])
+PERPLEXITY_ANSWER_WRONG = [
+    (scipy.stats.entropy(_COUNTS), "the entropy H in nats"),
+    (scipy.stats.entropy(_COUNTS, base=2), "entropy in bits"),
+    (math.exp(scipy.stats.entropy(_COUNTS, base=2)), "bases do not match"),
+    (4, "the number of codes used"),
+    (8.0, "the codebook size K"),
+    (math.exp(-scipy.stats.entropy(_COUNTS)), "exp(+H)"),
+]
+PERPLEXITY_ANSWER_RIGHT = [
+    math.exp(scipy.stats.entropy(_COUNTS)),
+    2 ** scipy.stats.entropy(_COUNTS, base=2),
+    torch.distributions.Categorical(probs=torch.tensor(_COUNTS / 100)).entropy().exp(),  # a 0-dim float64 tensor
+    np.float32(3.1334),
+]
+
+# ================================================================================== 5.2 PSNR of a given MSE (a number)
+
+PSNR_ANSWER_WRONG = [
+    (10 * math.log10(255 / 30), "the data range is squared"),
+    (10 * np.log(255**2 / 30), "base 10"),
+    (20 * math.log10(255**2 / 30), "the factor is 10"),
+    (10 * math.log10(1 / 30), "not 1"),
+    (-10 * math.log10(255**2 / 30), "upside down"),
+    (33.3, "where the reference gives"),  # rounded too far: 0.06 dB off
+]
+PSNR_ANSWER_RIGHT = [
+    20 * math.log10(255 / math.sqrt(30)),
+    float(_skimage_psnr(np.full((8, 8), 50.0), np.full((8, 8), 50.0 + math.sqrt(30)), data_range=255)),
+    round(10 * math.log10(255**2 / 30), 2),  # 33.36: within 0.01 dB
+    np.float32(10 * np.log10(65025 / 30)),
+]
+
+# ================================================================================== 5.4 LPIPS on given features
+
+
+def _lpips_package(fx_list, fy_list, w_list):
+    """The lpips package's own helpers: normalize_tensor (eps 1e-10) and spatial_average."""
+    import lpips
+
+    total = 0
+    for fx, fy, w in zip(fx_list, fy_list, w_list, strict=True):
+        diff = (lpips.normalize_tensor(fx) - lpips.normalize_tensor(fy)) ** 2
+        total = total + lpips.spatial_average((diff * w.view(1, -1, 1, 1)).sum(1, keepdim=True)).flatten()
+    return total
+
+
+def _lpips_einsum64(fx_list, fy_list, w_list):
+    total = 0
+    for fx, fy, w in zip(fx_list, fy_list, w_list, strict=True):
+        nx = fx.double() / (torch.linalg.vector_norm(fx.double(), dim=1, keepdim=True) + 1e-10)
+        ny = fy.double() / (torch.linalg.vector_norm(fy.double(), dim=1, keepdim=True) + 1e-10)
+        total = total + torch.einsum("nchw,c->n", (nx - ny) ** 2, w.double()) / (fx.shape[2] * fx.shape[3])
+    return total
+
+
+def _lpips_student(fx_list, fy_list, w_list, *, norm=True, dim=1, w_on=True, reduce="mean", power=2):
+    total = 0
+    for fx, fy, w in zip(fx_list, fy_list, w_list, strict=True):
+        if norm:
+            fx = F.normalize(fx, dim=dim) if dim == 1 else fx / fx.flatten(2).norm(dim=2)[..., None, None]
+            fy = F.normalize(fy, dim=dim) if dim == 1 else fy / fy.flatten(2).norm(dim=2)[..., None, None]
+        d = (fx - fy).abs() ** power
+        if w_on:
+            d = d * w[None, :, None, None]
+        d = d.sum(1)
+        total = total + (d.mean((1, 2)) if reduce == "mean" else d.sum((1, 2)))
+    return total
+
+
+LPIPS_WRONG = [
+    (lambda a, b, w: _lpips_student(a, b, w, norm=False), "not normalised"),
+    (lambda a, b, w: _lpips_student(a, b, w, dim=(2, 3)), "not over the spatial positions"),
+    (lambda a, b, w: _lpips_student(a, b, w, w_on=False), "weights are missing"),
+    (lambda a, b, w: _lpips_student(a, b, w, reduce="sum"), "do not sum"),
+    (lambda a, b, w: _lpips_student(a, b, w, power=1), "absolute value"),
+    (lambda a, b, w: _lpips_student(a, b, [v**2 for v in w]), "you squared them"),
+]
+LPIPS_RIGHT = [_lpips_package, _lpips_einsum64, lambda a, b, w: _lpips_student(a, b, w)]  # F.normalize: eps 1e-12
+
+# ================================================================================== 6.2 FID's two terms
+
+
+def _terms_scipy(mu1, s1, mu2, s2):
+    covmean = scipy.linalg.sqrtm(s1.numpy() @ s2.numpy()).real
+    return float(((mu1 - mu2) ** 2).sum()), float(np.trace(s1.numpy()) + np.trace(s2.numpy()) - 2 * np.trace(covmean))
+
+
+def _terms_pytorch_fid(mu1, s1, mu2, s2):
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    a = [t.numpy() for t in (mu1, s1, mu2, s2)]
+    total = calculate_frechet_distance(*a)
+    mean_term = float(np.sum((a[0] - a[2]) ** 2))
+    return mean_term, total - mean_term
+
+
+def _terms_student(mu1, s1, mu2, s2, *, norm=False, sign=-2, root="product"):
+    mean_term = torch.linalg.vector_norm(mu1 - mu2) if norm else ((mu1 - mu2) ** 2).sum()
+    if root == "product":
+        tr = torch.linalg.eigvals(s1 @ s2).sqrt().real.sum()
+    elif root == "none":
+        tr = torch.trace(s1 @ s2)
+    else:
+        tr = torch.trace(torch.from_numpy(scipy.linalg.sqrtm(s1.numpy()).real @ scipy.linalg.sqrtm(s2.numpy()).real))
+    return mean_term, torch.trace(s1) + torch.trace(s2) + sign * tr
+
+
+FID_TERMS_WRONG = [
+    (lambda *a: _terms_student(*a, norm=True), "squared distance"),
+    (lambda *a: _terms_student(*a, sign=2), "the cross term is subtracted"),
+    (lambda *a: _terms_student(*a, root="none"), "the square root is missing"),
+    (lambda *a: _terms_student(*a, root="roots"), "unless the covariances commute"),
+    (lambda *a: _terms_student(*a)[::-1], "swapped"),
+    (lambda *a: sum(_terms_student(*a)), "expected a tuple of 2 values"),
+]
+FID_TERMS_RIGHT = [_terms_scipy, _terms_pytorch_fid, lambda *a: tuple(t.float() for t in _terms_student(*a)),
+                   _terms_student]
+
 # ================================================================================== the tables
 
 WRONG = {
@@ -596,6 +860,15 @@ WRONG = {
     "check_frechet_distance": FID_WRONG,
     "check_inception_score": IS_WRONG,
     "check_resampling_matrix": RESIZE_WRONG,
+    "check_kl_two_gaussians": KL_1D_WRONG,
+    "check_elbo_gap": GAP_WRONG,
+    "check_score_function_gradient": SCORE_WRONG,
+    "check_collapse_prediction": PREDICTION_WRONG,
+    "check_free_bits_kl": FREE_BITS_WRONG,
+    "check_perplexity_answer": PERPLEXITY_ANSWER_WRONG,
+    "check_psnr_answer": PSNR_ANSWER_WRONG,
+    "check_lpips_from_features": LPIPS_WRONG,
+    "check_fid_terms": FID_TERMS_WRONG,
 }
 RIGHT = {
     "check_reconstruction_loss": RECONSTRUCTION_RIGHT,
@@ -616,6 +889,15 @@ RIGHT = {
     "check_frechet_distance": FID_RIGHT,
     "check_inception_score": IS_RIGHT,
     "check_resampling_matrix": RESIZE_RIGHT,
+    "check_kl_two_gaussians": KL_1D_RIGHT,
+    "check_elbo_gap": GAP_RIGHT,
+    "check_score_function_gradient": SCORE_RIGHT,
+    "check_collapse_prediction": PREDICTION_RIGHT,
+    "check_free_bits_kl": FREE_BITS_RIGHT,
+    "check_perplexity_answer": PERPLEXITY_ANSWER_RIGHT,
+    "check_psnr_answer": PSNR_ANSWER_RIGHT,
+    "check_lpips_from_features": LPIPS_RIGHT,
+    "check_fid_terms": FID_TERMS_RIGHT,
 }
 
 
@@ -699,7 +981,8 @@ def test_no_checker_raises_on_junk(name, capsys):
         assert exercise.name in verdict.message
     assert _grade(name, "not a function").status == "wrong"
     assert exercise(_raises_value_error) is exercise.reference  # __call__ falls back, prints, does not raise
-    assert "ValueError" in capsys.readouterr().out
+    # a function that raises: a function checker shows the exception; a number checker asks for a number
+    assert ("not a function" if isinstance(exercise, NumericAnswer) else "ValueError") in capsys.readouterr().out
 
 
 def test_error_verdict_names_the_exception():
@@ -748,3 +1031,23 @@ def test_low_precision_answers_get_a_looser_tolerance():
     assert not ex.grade(lambda x: (3.5 * x).bfloat16()).passed
     assert not ex.grade(lambda x: (3.01 * x).float()).passed
     assert not ex.grade(lambda x: 3 * x + 1e-6).passed  # float64 answers keep the exercise's tolerance
+
+
+def test_a_prediction_is_graded_against_the_sweep_it_observes():
+    checker = CollapsePrediction("t", accepts="a swept beta")
+    assert checker.observe({1.0: 16, 2.0: 12, 4.0: 8, 8.0: 2}, 16) == 4.0
+    assert checker.grade(4.0).passed and not checker.grade(8.0).passed
+    assert "at β = 2 the sweep measured 12 active units" in checker.grade(2).message
+    assert "the sweep did collapse" in checker.grade(math.inf).message
+    assert checker.observe({1.0: 16, 2.0: 12}, 16) == math.inf  # nothing collapsed: "none" is the answer
+    assert checker.grade(math.inf).passed and "not collapsed yet" in checker.grade(2.0).message
+    assert checker(1.0) == math.inf  # wrong: the notebook goes on with the measured value
+
+
+def test_a_number_answer_within_its_tolerance_passes():
+    psnr_answer = EXERCISES["check_psnr_answer"]
+    exact = psnr_answer.reference
+    assert psnr_answer.grade(exact + 0.009).passed and not psnr_answer.grade(exact + 0.02).passed
+    assert psnr_answer.grade(None).status == "not_done" and psnr_answer(None) == exact
+    assert psnr_answer(round(exact, 2)) == round(exact, 2)  # a right answer is the one the notebook uses
+    assert "expected numbers, got booleans" in psnr_answer.grade(True).message

@@ -1,7 +1,9 @@
 """Checks on the notebooks as files; nbval executes them (see the README's test command)."""
 
+import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,16 +37,135 @@ def test_committed_without_outputs(path):
             assert cell.get("execution_count") is None, f"{path.name}: a cell has an execution count"
 
 
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+colab_like = _load_script("colab_like")
+REPO = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+URL = re.compile(r"https?://[^\s\"'`<>)]+")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_kernel_and_setup_cell(path):
     nb = load(path)
     assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", f"{path.name} has no python3 kernelspec"
     first = next(source(c) for c in nb["cells"] if c["cell_type"] == "code")
-    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    assert '"google.colab" in sys.modules' in first and f"git+{repo}" in first, (
-        f"{path.name}: the first code cell must install course_lib from {repo} in Colab")
+    # The repository's URL is written once, as COURSE_REPO, equal to _config.yml's, and the install uses it.
+    assert re.findall(r'^[ \t]*COURSE_REPO = "([^"]+)"$', first, re.M) == [REPO], (
+        f"{path.name}: the first code cell must set COURSE_REPO = \"{REPO}\" (_config.yml's repository url)")
+    assert URL.findall(first) == [REPO], f"{path.name}: the first code cell names URLs {URL.findall(first)}"
+    install = re.search(r'^if "google.colab" in sys.modules:\n    COURSE_REPO = .*\n    (%pip install [^\n]*)$',
+                        first, re.M)
+    assert install, f"{path.name}: the first code cell must install course_lib in Colab only"
+    assert install.group(1) == f'%pip install -q "course_lib{colab_like.setup_extras(path)} @ git+{{COURSE_REPO}}"'
+    assert "torch" not in install.group(1), f"{path.name}: the install must keep Colab's torch"
     assert "get_device()" in first and "describe_device" in first and "cuda:0" not in "".join(
         source(c) for c in nb["cells"])
+
+
+def test_readme_installs_from_the_same_repository():
+    """The README's Colab install line names _config.yml's repository, as the notebooks' first cells do."""
+    readme = (ROOT / "README.md").read_text()
+    installs = re.findall(r'pip install "course_lib(?:\[[\w,-]+\])? @ git\+([^"]+)"', readme)
+    assert installs and set(installs) == {REPO}, f"README's install lines name {installs}, _config.yml {REPO}"
+
+
+# Packages that course_lib installs only with its "references" extra (import names), and the course_lib
+# modules that import one of them.
+REFERENCE_MODULES = {"torchmetrics", "lpips", "pytorch_fid", "torch_fidelity", "cleanfid"}
+NEEDS_REFERENCES = {"course_lib.lpips": "lpips"}
+
+
+def imported_modules(code: str) -> set[str]:
+    """The modules a notebook's code imports: each top-level name and its first two parts (``course_lib.fid``);
+    ``from course_lib import lpips`` counts as ``course_lib.lpips``."""
+    found = set()
+
+    def add(module):
+        parts = module.split(".")
+        found.update({parts[0], ".".join(parts[:2])})
+
+    pattern = r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+(?:\(([^)]*)\)|([^\n#]+))"
+    for module, in_parentheses, on_the_line in re.findall(pattern, code, re.M):
+        add(module)
+        names = in_parentheses or on_the_line
+        if module == "course_lib":
+            found.update(f"course_lib.{n.split()[0]}" for n in names.split(",") if n.strip())
+    for modules in re.findall(r"^[ \t]*import[ \t]+([^\n#]+)", code, re.M):
+        for module in modules.split(","):
+            add(module.split()[0])
+    return found
+
+
+def needs_references(code: str) -> set[str]:
+    modules = imported_modules(code)
+    return (modules & REFERENCE_MODULES) | {pkg for mod, pkg in NEEDS_REFERENCES.items() if mod in modules}
+
+
+def test_imported_modules_reads_the_imports():
+    code = ("import torch\nfrom course_lib import lpips as course_lpips, plotting\n"
+            "try:\n    from torch_fidelity.metric_isc import isc_features_to_metric\nexcept ImportError:\n    pass\n"
+            "from course_lib.exercises.metrics import (\n    check_psnr,\n)\n# import lpips (a comment)\n"
+            "from course_lib import plotting\nfrom course_lib import fid\n"
+            "import os, cleanfid.fid as cf\n")
+    assert needs_references(code) == {"torch_fidelity", "lpips", "cleanfid"}
+    assert imported_modules("from course_lib import plotting\nfrom course_lib import lpips as x") >= {
+        "course_lib.plotting", "course_lib.lpips"}
+    assert needs_references("import numpy as np\nfrom course_lib.metrics import psnr") == set()
+    assert needs_references("from cleanfid import fid") == {"cleanfid"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_installs_what_the_notebook_imports(path):
+    """course_lib[references] exactly where a cell imports a reference library (issue 12: in a Colab-style
+    install of course_lib alone, notebook 05 stopped at ModuleNotFoundError: No module named 'torchmetrics')."""
+    code = "\n".join(source(c) for c in load(path)["cells"] if c["cell_type"] == "code")
+    extras = colab_like.setup_extras(path)
+    needed = needs_references(code)
+    if needed:
+        assert extras == "[references]", f"{path.name} imports {sorted(needed)}: its first cell must install " \
+            f'"course_lib[references]", not "course_lib{extras}"'
+    else:
+        assert extras == "", f"{path.name} imports no reference library: install course_lib alone, not {extras}"
+
+
+def test_references_extra_holds_the_reference_libraries():
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["references"]
+    names = {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower().replace("_", "-") for r in extra}
+    assert names == {"torchmetrics", "lpips", "pytorch-fid", "torch-fidelity", "clean-fid"}
+
+
+def test_colab_like_groups_and_parsing(tmp_path):
+    grouped = colab_like.groups(NOTEBOOKS)
+    assert {colab_like.group_name(e) for e in grouped} == {"base", "references"}
+    assert sorted(p.stem for p in grouped["[references]"]) == [
+        "05_pixel_and_perceptual_metrics", "06_fid_and_inception_score"]
+    assert sum(map(len, grouped.values())) == len(NOTEBOOKS)
+    pins = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    assert colab_like.colab_torch() == [p for p in pins if p.split("==")[0] in {"torch", "torchvision"}]
+
+    def notebook(first):
+        path = tmp_path / "nb.ipynb"
+        path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": "# t"},
+                                              {"cell_type": "code", "source": first}]}))
+        return path
+
+    ok = ('COURSE_REPO = "x"\nif "google.colab" in sys.modules:\n'
+          '    %pip install -q "course_lib[a,b-c] @ git+{COURSE_REPO}"\n')
+    assert colab_like.setup_extras(notebook(ok)) == "[a,b-c]"
+    assert colab_like.group_name("[a,b-c]") == "a+b-c"
+    for bad in ['%pip install -q "course_lib @ git+https://example.org/repo"\n',  # URL not from COURSE_REPO
+                "import sys\n",  # no install at all
+                ok + ok]:  # two installs
+        with pytest.raises(colab_like.SetupCellError, match="nb.ipynb"):
+            colab_like.setup_extras(notebook(bad))
 
 
 def toc_files():
@@ -80,14 +201,23 @@ def solutions():
                     yield pytest.param(path.name, code, checks, id=f"{path.stem}:{code.split('(')[0][4:]}")
 
 
+def measured_only(code, checks) -> bool:
+    """A predict-then-run solution: it reads the answer off the notebook's own run, so it cannot run alone."""
+    names = [m for m in re.findall(r"^(my_\w+)\s*=", code, re.M) if m in checks]
+    return bool(names) and all(getattr(EXERCISES[checks[n]], "value_word", "") == "measured" for n in names)
+
+
 @pytest.mark.parametrize("name, code, checks", list(solutions()))
 def test_solution_passes_its_checker(name, code, checks):
     import torch
 
+    if measured_only(code, checks):  # checked where it runs: nbval executes the notebook, the checker grades the run
+        assert "results" in code, f"{name}: a prediction's solution should read the answer off the run"
+        return
     namespace = {"torch": torch}
     exec(code, namespace)
     defined = [n for n in namespace if n.startswith("my_") and n in checks]
-    assert defined, f"{name}: a solution defines no function that the notebook checks"
+    assert defined, f"{name}: a solution defines no function (or number) that the notebook checks"
     for fn_name in defined:
         verdict = EXERCISES[checks[fn_name]].grade(namespace[fn_name])
         assert verdict.passed, f"{name}: the solution of {fn_name} fails: {verdict.message}"
@@ -98,8 +228,14 @@ def test_every_exercise_has_a_solution():
         cells = load(path)["cells"]
         checked = {fn for c in cells if c["cell_type"] == "code" for _, fn in CHECK_CALL.findall(source(c))}
         solved = {m for c in cells if c["cell_type"] == "markdown" for code in SOLUTION.findall(source(c))
-                  for m in re.findall(r"def (my_\w+)", code)}
-        assert checked <= solved, f"{path.name}: exercises without a solution: {sorted(checked - solved)}"
+                  for m in re.findall(r"^(?:def )?(my_\w+)\b", code, re.M)}  # a function, or a number (my_x = ...)
+        # A predict-then-run answer is measured by the notebook: its solution explains, it has no code to copy.
+        measured = {fn for c in cells if c["cell_type"] == "code" for check, fn in CHECK_CALL.findall(source(c))
+                    if getattr(EXERCISES[check], "value_word", "") == "measured"}
+        assert checked - measured <= solved, f"{path.name}: exercises without a solution: {sorted(checked - solved)}"
+        for fn in measured:
+            after = "".join(source(c) for c in cells[[i for i, c in enumerate(cells) if fn in source(c)][-1]:])
+            assert ":::{admonition} Solution" in after, f"{path.name}: the prediction {fn} has no explanation"
 
 
 def equation_labels() -> set[str]:

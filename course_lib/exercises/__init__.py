@@ -529,3 +529,56 @@ def _pattern(got: Sequence[torch.Tensor], ref: Sequence[torch.Tensor]) -> str | 
     if abs(offset) > 1e-6 and torch.allclose(g, r + offset, rtol=0, atol=1e-5 * max(r.abs().max().item(), 1.0)):
         return f"are off by the same constant {offset:.4g} (a missing or extra constant term)"
     return None
+
+
+class NumericAnswer(Exercise):
+    """A pen-and-paper exercise: the answer is a number, not a function.
+
+    ``value`` is the exact answer, computed from the exercise's given numbers by ``course_lib`` code; each
+    ``Mistake``'s ``wrong`` is the number a typical mistake gives. The notebook's cell reads
+    ``kl_answer = check_kl_two_gaussians(my_kl_answer)``: the checker prints its verdict and returns the
+    student's number when it is right, else ``value``. An answer within ``atol`` (absolute) or ``rtol``
+    (relative) of ``value`` is right, so a number rounded to the stated precision passes; a float, a numpy
+    scalar and a 0-dim or one-element tensor compare alike, as in the answer contract.
+
+    Example:
+        >>> ex = NumericAnswer("Halving", 0.5, "the exact half", mistakes=[Mistake("you doubled.", 2.0)], atol=1e-3,
+        ...                    accepts="a number")
+        >>> ex.grade(0.5004).status, ex.grade(None).status
+        ('correct', 'not_done')
+        >>> print(ex.grade(2).message)
+        [wrong] Halving: you doubled. The notebook continues with the exact half = 0.5.
+    """
+
+    value_word = "exact"  # "measured" where the notebook measures the answer (no solution to copy)
+
+    def __init__(self, name: str, value: float, reference_name: str, mistakes: Sequence[Mistake] = (),
+                 atol: float = 1e-3, rtol: float = 1e-4, accepts: str = "", given: dict | None = None):
+        super().__init__(name, float(value), reference_name, lambda g: [()], mistakes=mistakes, atol=atol, rtol=rtol,
+                         accepts=accepts)
+        self.given = dict(given or {})
+
+    def grade(self, answer, seed: int = 0) -> Verdict:
+        fallback = f"The notebook continues with {self.reference_name} = {_num(self.reference)}."
+        try:
+            if answer is None or answer is Ellipsis:
+                return Verdict("not_done", f"[not done yet] {self.name}: set your number. {fallback}")
+            if callable(answer):
+                return Verdict("wrong", f"[wrong] {self.name}: set a number (a Python expression is fine), not a "
+                                        f"{type(answer).__name__}. {fallback}")
+            problem = self._compare(answer, self.reference)
+            if problem is None:
+                return Verdict("correct", f"[correct] {self.name}: {_num(float(_as_tensor(answer).reshape(())))} "
+                                          f"is right.")
+            for mistake in self.mistakes:
+                if self._compare(answer, float(mistake.wrong)) is None:
+                    return Verdict("wrong", f"[wrong] {self.name}: {mistake.hint} {fallback}")
+            return Verdict("wrong", f"[wrong] {self.name}: {problem}. {fallback}")
+        except Exception as err:  # a checker never raises
+            return Verdict("wrong", f"[wrong] {self.name}: the checker could not grade your answer "
+                                    f"({_one_line(err)}). {fallback}")
+
+    def __call__(self, answer, seed: int = 0):
+        verdict = self.grade(answer, seed)
+        print(verdict.message)
+        return answer if verdict.passed else self.reference

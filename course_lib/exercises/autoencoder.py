@@ -14,7 +14,7 @@ def _image_pairs(g: torch.Generator):
 
 
 check_reconstruction_loss = Exercise(
-    "Exercise 1.1, the reconstruction loss",
+    "Exercise 1.2, the reconstruction loss",
     autoencoder.reconstruction_loss,
     "course_lib.autoencoder.reconstruction_loss",
     _image_pairs,
@@ -49,7 +49,7 @@ def _conv_cases(g: torch.Generator):
 
 
 check_conv_output_size = Exercise(
-    "Exercise 1.2, the size of a convolution's output",
+    "Exercise 1.1, the size of a convolution's output",
     autoencoder.conv_output_size,
     "course_lib.autoencoder.conv_output_size",
     _conv_cases,

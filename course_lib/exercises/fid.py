@@ -165,7 +165,7 @@ def _is_log_variant(probs, splits):
 
 
 check_inception_score = Exercise(
-    "Exercise 6.2, the Inception Score over splits",
+    "Exercise 6.3, the Inception Score over splits",
     _is_reference,
     "course_lib.fid.inception_score",
     _is_cases,
@@ -227,7 +227,7 @@ def _resize_variant(n_in, n_out, centre="half_pixel", normalise=True, stretch=Fa
 
 
 check_resampling_matrix = Exercise(
-    "Exercise 6.3, one axis of pytorch-fid's resize",
+    "Exercise 6.4, one axis of pytorch-fid's resize",
     _resize_reference,
     "course_lib.resizing.resampling_matrix(n_in, n_out, 'pytorch-fid')",
     _resize_cases,
@@ -256,4 +256,70 @@ check_resampling_matrix = Exercise(
     'wrong'
 """
 
-__all__ = ["check_frechet_distance", "check_inception_score", "check_resampling_matrix"]
+__all__ = ["check_frechet_distance", "check_inception_score", "check_resampling_matrix", "check_fid_terms"]
+
+
+# ------------------------------------------------------------------------------- FID's two terms
+
+
+def fid_terms(mu1, sigma1, mu2, sigma2):
+    """FID's two terms, book equation (fid): (||mu1 - mu2||^2, Tr(S1) + Tr(S2) - 2 Tr (S1 S2)^(1/2)).
+
+    Their sum is ``course_lib.fid.frechet_distance``; the trace of the square root comes from
+    ``course_lib.fid.trace_sqrt_product``.
+    """
+    mean_term = (mu1 - mu2).pow(2).sum()
+    covariance_term = sigma1.trace() + sigma2.trace() - 2 * fid_lib.trace_sqrt_product(sigma1, sigma2)
+    return mean_term, covariance_term
+
+
+def _terms_cases(g: torch.Generator):
+    cases = []
+    for d, shift in [(3, 0.7), (5, 0.3), (2, 1.5), (6, 0.0)]:
+        a = torch.randn(d, d, generator=g, dtype=torch.float64)
+        b = torch.randn(d, d, generator=g, dtype=torch.float64)  # a different shape: S1 and S2 do not commute
+        s1, s2 = a @ a.T + 0.1 * torch.eye(d, dtype=torch.float64), b @ b.T + 0.1 * torch.eye(d, dtype=torch.float64)
+        mu1 = torch.randn(d, generator=g, dtype=torch.float64)
+        mu2 = mu1 + shift + 0.5 * torch.randn(d, generator=g, dtype=torch.float64)
+        cases.append((mu1, s1, mu2, s2))
+    return cases
+
+
+def _terms_variant(mu1, s1, mu2, s2, *, squared=True, sign=-2.0, cross="sqrt_product"):
+    mean_term = (mu1 - mu2).pow(2).sum() if squared else (mu1 - mu2).norm()
+    if cross == "sqrt_product":
+        tr = fid_lib.trace_sqrt_product(s1, s2)
+    elif cross == "no_sqrt":
+        tr = (s1 @ s2).trace()
+    elif cross == "product_of_roots":
+        tr = (fid_lib.sqrtm_psd(s1) @ fid_lib.sqrtm_psd(s2)).trace()
+    else:  # the square root of the trace of the product
+        tr = (s1 @ s2).trace().sqrt()
+    return mean_term, s1.trace() + s2.trace() + sign * tr
+
+
+check_fid_terms = Exercise(
+    "Exercise 6.2, FID's two terms",
+    fid_terms,
+    "course_lib.exercises.fid.fid_terms",
+    _terms_cases,
+    mistakes=[
+        Mistake("the mean term is the squared distance ||mu1 - mu2||^2, not the distance itself.",
+                lambda m1, s1, m2, s2: _terms_variant(m1, s1, m2, s2, squared=False)),
+        Mistake("the cross term is subtracted: Tr(S1) + Tr(S2) - 2 Tr (S1 S2)^(1/2).",
+                lambda m1, s1, m2, s2: _terms_variant(m1, s1, m2, s2, sign=2.0)),
+        Mistake("the square root is missing: the covariance term has Tr (S1 S2)^(1/2), the trace of the matrix square "
+                "root of the product.", lambda m1, s1, m2, s2: _terms_variant(m1, s1, m2, s2, cross="no_sqrt")),
+        Mistake("Tr(S1^(1/2) S2^(1/2)) is not Tr (S1 S2)^(1/2) unless the covariances commute: take the square root "
+                "of the product (fid-trace).",
+                lambda m1, s1, m2, s2: _terms_variant(m1, s1, m2, s2, cross="product_of_roots")),
+        Mistake("the square root belongs to the matrix S1 S2 (the sum of the square roots of its eigenvalues), not "
+                "to its trace.", lambda m1, s1, m2, s2: _terms_variant(m1, s1, m2, s2, cross="sqrt_of_trace")),
+        Mistake("the order is (mean_term, covariance_term): yours are swapped.",
+                lambda m1, s1, m2, s2: fid_terms(m1, s1, m2, s2)[::-1]),
+    ],
+    atol=1e-8, rtol=1e-6,
+    output_names=("the mean term", "the covariance term"),
+    accepts="a tuple (mean_term, covariance_term) of two numbers (floats, numpy scalars or 0-dim tensors, float32 "
+            "or float64); the covariance term must be real",
+)

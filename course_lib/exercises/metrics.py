@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from course_lib import metrics
-from course_lib.exercises import Exercise, Mistake
+from course_lib.exercises import Exercise, Mistake, NumericAnswer
 
 
 def _psnr_cases(g: torch.Generator):
@@ -96,7 +98,7 @@ def _with(var=_population, k1=0.01, k2=0.03, use_range=True, square=True, c3_fac
 
 
 check_ssim_window = Exercise(
-    "Exercise 5.2, SSIM's three terms on one window",
+    "Exercise 5.3, SSIM's three terms on one window",
     metrics.ssim_terms,
     "course_lib.metrics.ssim_terms",
     _window_cases,
@@ -120,3 +122,108 @@ check_ssim_window = Exercise(
     >>> check_ssim_window.grade(lambda x, y, L: (1.0, 1.0, 1.0)).status
     'wrong'
 """
+
+
+# ------------------------------------------------------------------------------- pen and paper: PSNR of a given MSE
+#: An 8-bit image (data range L = 255) whose reconstruction has this mean squared error, in grey levels squared.
+PSNR_GIVEN = {"mse": 30.0, "data_range": 255.0}
+
+
+def _psnr_exact() -> float:
+    """PSNR by course_lib.metrics.psnr on an image pair with exactly the given MSE: a constant error sqrt(MSE)."""
+    mse, L = PSNR_GIVEN["mse"], PSNR_GIVEN["data_range"]
+    target = torch.full((1, 1, 4, 4), 100.0, dtype=torch.float64)
+    return float(metrics.psnr(target + math.sqrt(mse), target, data_range=L))
+
+
+_MSE, _L = PSNR_GIVEN["mse"], PSNR_GIVEN["data_range"]
+check_psnr_answer = NumericAnswer(
+    "Exercise 5.2, the PSNR of a given MSE",
+    _psnr_exact(),
+    "the exact PSNR (course_lib.metrics.psnr)",
+    mistakes=[
+        Mistake("the data range is squared: 10 log10(L^2 / MSE).", 10 * math.log10(_L / _MSE)),
+        Mistake("the log is base 10 (decibels), not the natural log.", 10 * math.log(_L**2 / _MSE)),
+        Mistake("20 log10 goes with L / sqrt(MSE); with L^2 / MSE the factor is 10.", 20 * math.log10(_L**2 / _MSE)),
+        Mistake("20 log10 goes with L / sqrt(MSE), not L / MSE: the MSE is a squared error.",
+                20 * math.log10(_L / _MSE)),
+        Mistake("L is the data range of these 8-bit images, 255, not 1.", 10 * math.log10(1 / _MSE)),
+        Mistake("the ratio is signal over error, L^2 / MSE: yours is upside down.", 10 * math.log10(_MSE / _L**2)),
+    ],
+    atol=0.01, rtol=0.0, given=PSNR_GIVEN,
+    accepts="a number in dB (a float, a numpy scalar or a 0-dim tensor; a Python expression such as "
+            "10 * math.log10(...) is fine), within 0.01 dB of the exact value",
+)
+
+
+# ------------------------------------------------------------------------------- LPIPS on given features
+def lpips_from_features(feats_x, feats_y, weights):
+    """LPIPS from given features, book equations (lpips-norm) and (lpips): one distance per image, shape (N,).
+
+    For each layer l: unit-normalise the features of shape (N, C_l, H_l, W_l) over the channels (with
+    course_lib.lpips's epsilon), square the difference, weight each channel by ``weights[l]`` (shape (C_l,),
+    the lpips package's convention: the weight multiplies the squared difference), sum over channels, average
+    over the positions; then sum over the layers. The computation of ``course_lib.lpips.LPIPS.layer_distances``
+    after its backbone.
+    """
+    from course_lib.lpips import EPS
+
+    total = 0
+    for fx, fy, w in zip(feats_x, feats_y, weights, strict=True):
+        nx = fx / (fx.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS)
+        ny = fy / (fy.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS)
+        total = total + ((nx - ny).pow(2) * w.view(1, -1, 1, 1)).sum(dim=1).mean(dim=(1, 2))
+    return total
+
+
+def _lpips_cases(g: torch.Generator):
+    cases = []
+    for n, layers in [(2, [(4, 5, 5), (6, 3, 3)]), (3, [(3, 4, 6)]), (1, [(8, 6, 6), (5, 4, 4), (7, 2, 2)])]:
+        fx, fy, ws = [], [], []
+        for c, h, w in layers:
+            scale = torch.rand(n, 1, h, w, generator=g) * 3 + 0.2  # feature norms differ from place to place
+            x = torch.relu(torch.randn(n, c, h, w, generator=g)) * scale + 0.05
+            fx.append(x)
+            fy.append(x + 0.5 * scale * torch.randn(n, c, h, w, generator=g))
+            ws.append(torch.rand(c, generator=g) + 0.1)
+        cases.append((fx, fy, ws))
+    return cases
+
+
+def _lpips_variant(fx_list, fy_list, w_list, *, norm_dim=1, weights=True, space="mean", square=True, w_power=1):
+    total = 0
+    for fx, fy, w in zip(fx_list, fy_list, w_list, strict=True):
+        if norm_dim is not None:
+            fx = fx / (fx.pow(2).sum(dim=norm_dim, keepdim=True).sqrt() + 1e-10)
+            fy = fy / (fy.pow(2).sum(dim=norm_dim, keepdim=True).sqrt() + 1e-10)
+        d = (fx - fy).pow(2) if square else (fx - fy).abs()
+        if weights:
+            d = d * w.view(1, -1, 1, 1) ** w_power
+        d = d.sum(dim=1)
+        total = total + (d.mean(dim=(1, 2)) if space == "mean" else d.sum(dim=(1, 2)))
+    return total
+
+
+check_lpips_from_features = Exercise(
+    "Exercise 5.4, LPIPS on given features",
+    lpips_from_features,
+    "course_lib.exercises.metrics.lpips_from_features",
+    _lpips_cases,
+    mistakes=[
+        Mistake("the features are not normalised: divide each position's feature vector by its length over the "
+                "channels, (lpips-norm), before the difference.",
+                lambda a, b, w: _lpips_variant(a, b, w, norm_dim=None)),
+        Mistake("normalise over the channels (dim=1), one unit vector per position, not over the spatial positions.",
+                lambda a, b, w: _lpips_variant(a, b, w, norm_dim=(2, 3))),
+        Mistake("the per-channel weights are missing: multiply the squared difference by weights[l] before summing "
+                "over channels.", lambda a, b, w: _lpips_variant(a, b, w, weights=False)),
+        Mistake("the weights here multiply the squared difference as they are (the lpips package's convention); "
+                "you squared them.", lambda a, b, w: _lpips_variant(a, b, w, w_power=2)),
+        Mistake("average over the spatial positions (1 / (H_l W_l)), do not sum: layers of different sizes must "
+                "weigh alike.", lambda a, b, w: _lpips_variant(a, b, w, space="sum")),
+        Mistake("the difference is squared in (lpips); you took its absolute value.",
+                lambda a, b, w: _lpips_variant(a, b, w, square=False)),
+    ],
+    atol=1e-5, rtol=1e-4,
+    accepts="a tensor or numpy array of shape (N,), one distance per image (any floating dtype)",
+)

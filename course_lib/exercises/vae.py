@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import vae
-from course_lib.exercises import Exercise, Mistake, Probe
+from course_lib.exercises import Exercise, Mistake, NumericAnswer, Probe, Verdict
 
 # --------------------------------------------------------------------------- reparameterize
 
@@ -174,7 +174,7 @@ def _perfect_logits(x):
 
 
 check_negative_elbo = Exercise(
-    "Exercise 3.3, the negative ELBO",
+    "Exercise 3.4, the negative ELBO",
     vae.negative_elbo,
     "course_lib.vae.negative_elbo",
     _elbo_cases,
@@ -236,7 +236,7 @@ def _log_weights(g: torch.Generator):
 
 
 check_iwae_bound = Exercise(
-    "Exercise 3.4, the importance-weighted bound",
+    "Exercise 3.6, the importance-weighted bound",
     vae.iwae_bound,
     "course_lib.vae.iwae_bound",
     _log_weights,
@@ -263,3 +263,278 @@ check_iwae_bound = Exercise(
     >>> check_iwae_bound.grade(lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0])).status
     'correct'
 """
+
+
+# ------------------------------------------------------------------ pen and paper: the KL between two 1-D Gaussians
+def _kl_1d(m1: float, s1: float, m2: float, s2: float) -> float:
+    """KL(N(m1, s1^2) || N(m2, s2^2)) through course_lib.elbo.gaussian_kl_full with 1x1 covariances."""
+    from course_lib.elbo import gaussian_kl_full
+
+    t = lambda v: torch.tensor([[v]], dtype=torch.float64)  # noqa: E731
+    return float(gaussian_kl_full(t(m1), t(s1**2).view(1, 1, 1), t(m2), t(s2**2).view(1, 1, 1))[0])
+
+
+KL_GIVEN = {"m_q": 1.0, "s_q": 0.5, "m_p": 0.0, "s_p": 2.0}
+_q, _p = (KL_GIVEN["m_q"], KL_GIVEN["s_q"]), (KL_GIVEN["m_p"], KL_GIVEN["s_p"])
+
+
+def _kl_variant(log_factor=1.0, quad_half=True, minus_half=True, quad_var=True):
+    (m1, s1), (m2, s2) = _q, _p
+    quad = ((s1**2 if quad_var else s1) + (m1 - m2) ** 2) / ((2 if quad_half else 1) * s2**2)
+    return log_factor * math.log(s2 / s1) + quad - (0.5 if minus_half else 0.0)
+
+
+check_kl_two_gaussians = NumericAnswer(
+    "Exercise 3.3, the KL between two 1-D Gaussians",
+    _kl_1d(*_q, *_p),
+    "the exact KL (course_lib.elbo.gaussian_kl_full)",
+    mistakes=[
+        Mistake("that is KL(p || q): the KL is not symmetric; here the expectation is under q = N(m_q, s_q^2).",
+                _kl_1d(*_p, *_q)),
+        Mistake("the log term is log(s_p / s_q), the log of the ratio of the standard deviations; you took the log "
+                "of the ratio of the variances.", _kl_variant(log_factor=2.0)),
+        Mistake("the middle term divides by 2 s_p^2: a factor 1/2 is missing.", _kl_variant(quad_half=False)),
+        Mistake("the constant -1/2 is missing: without it the KL of a distribution to itself would be 1/2.",
+                _kl_variant(minus_half=False)),
+        Mistake("the middle term has the variance s_q^2, not the standard deviation s_q.",
+                _kl_variant(quad_var=False)),
+        Mistake("that is the KL of q to the standard normal N(0, 1), not to p = N(m_p, s_p^2).", _kl_1d(*_q, 0.0, 1.0)),
+    ],
+    atol=1e-3, rtol=0.0, given=KL_GIVEN,
+    accepts="a number in nats (a float, a numpy scalar or a 0-dim tensor; a Python expression such as "
+            "math.log(4) + ... is fine), within 0.001 of the exact value",
+)
+
+
+# ------------------------------------------------------------------ pen and paper: the ELBO gap, linear-Gaussian model
+GAP_GIVEN = {"w": 2.0, "b": 0.0, "s2": 1.0, "x": 3.0, "m": 0.5, "c": 0.5}
+
+
+def _gap_exact() -> float:
+    """log p(x) - ELBO(q) by course_lib.elbo.LinearGaussianModel (lg-marginal and lg-elbo), d = D = 1."""
+    from course_lib.elbo import LinearGaussianModel
+
+    g = GAP_GIVEN
+    model = LinearGaussianModel(torch.tensor([[g["w"]]], dtype=torch.float64), torch.tensor([g["b"]],
+                                dtype=torch.float64), noise_var=g["s2"])
+    x = torch.tensor([[g["x"]]], dtype=torch.float64)
+    m, c = torch.tensor([[g["m"]]], dtype=torch.float64), torch.tensor([[[g["c"]]]], dtype=torch.float64)
+    return float(model.log_marginal(x)[0] - model.elbo(x, m, c)[0])
+
+
+def _gap_variant(reverse=False, prior=False, half=True, log_factor=1.0, forgot_prior_precision=False):
+    g = GAP_GIVEN
+    precision = g["w"] ** 2 / g["s2"] + (0.0 if forgot_prior_precision else 1.0)
+    var_post = 1.0 / precision
+    mean_post = var_post * g["w"] * (g["x"] - g["b"]) / g["s2"]
+    if prior:
+        mean_post, var_post = 0.0, 1.0
+    (m1, v1), (m2, v2) = ((mean_post, var_post), (g["m"], g["c"])) if reverse else ((g["m"], g["c"]),
+                                                                                    (mean_post, var_post))
+    value = v1 / v2 + (m1 - m2) ** 2 / v2 - 1 + log_factor * math.log(v2 / v1)
+    return (0.5 if half else 1.0) * value
+
+
+check_elbo_gap = NumericAnswer(
+    "Exercise 3.5, the ELBO gap of a given encoder",
+    _gap_exact(),
+    "the exact gap (log p(x) - ELBO by course_lib.elbo.LinearGaussianModel)",
+    mistakes=[
+        Mistake("that is KL(p(z|x) || q): the gap of (elbo-identity) is KL(q || p(z|x)), with the expectation "
+                "under q.",
+                _gap_variant(reverse=True)),
+        Mistake("that is the KL of q to the prior p(z) = N(0, 1), one of the ELBO's two terms; the gap is the KL to "
+                "the posterior p(z|x).", _gap_variant(prior=True)),
+        Mistake("a factor 1/2 is missing in front of the KL between the two Gaussians.", _gap_variant(half=False)),
+        Mistake("the log term of the 1-D Gaussian KL is log of the ratio of variances, not of standard deviations.",
+                _gap_variant(log_factor=0.5)),
+        Mistake("the posterior precision is 1 + w^2 / s^2: the prior contributes its 1.",
+                _gap_variant(forgot_prior_precision=True)),
+    ],
+    atol=1e-3, rtol=0.0, given=GAP_GIVEN,
+    accepts="a number in nats, >= 0 (a float, a numpy scalar or a 0-dim tensor; a Python expression is fine), "
+            "within 0.001 of the exact value",
+)
+
+
+# ------------------------------------------------------------------ the score-function (REINFORCE) estimator
+def score_function_gradient(f, mu, log_sigma, eps, baseline=0.0):
+    """Single-sample score-function estimates of grad_(mu, log sigma) E_q[f(z)], book equation (score-function).
+
+    z = mu + sigma * eps row by row; row s is (f(z_s) - b) * grad log q(z_s) with grad_mu log q = eps / sigma
+    and grad_(log sigma) log q = eps^2 - 1. The same as ``course_lib.gradient_estimators.gradient_samples``'s
+    ``"score"`` (b = 0) and ``"score_baseline"`` methods, on given noise instead of drawn noise.
+
+    Args:
+        f: maps z of shape (S, D) to (S,).
+        mu, log_sigma: (D,). eps: (S, D) standard normal draws. baseline: the constant b.
+
+    Returns:
+        (S, 2D): columns d/dmu, then d/dlog sigma.
+    """
+    sigma = log_sigma.exp()
+    z = mu + sigma * eps
+    weight = (f(z) - baseline).unsqueeze(1)
+    return weight * torch.cat([eps / sigma, eps.pow(2) - 1], dim=1)
+
+
+def _score_cases(g: torch.Generator):
+    from course_lib.gradient_estimators import quadratic_objective
+
+    cases = []
+    for n, d, b in [(5, 3, 1.5), (8, 2, -0.7), (3, 4, 2.0), (6, 1, 0.4)]:
+        mu = torch.randn(d, generator=g, dtype=torch.float64)
+        log_sigma = 0.5 * torch.randn(d, generator=g, dtype=torch.float64)
+        c = torch.randn(d, generator=g, dtype=torch.float64)
+        eps = torch.randn(n, d, generator=g, dtype=torch.float64)
+        cases.append((quadratic_objective(c), mu, log_sigma, eps, b))
+    return cases
+
+
+def _score_variant(f, mu, log_sigma, eps, baseline, *, fz=True, b_sign=-1.0, sigma_score=False,
+                   mu_score="eps/sigma", f_at_eps=False):
+    sigma = log_sigma.exp()
+    z = mu + sigma * eps
+    weight = ((f(eps if f_at_eps else z) + b_sign * baseline) if fz else torch.ones(len(eps), dtype=eps.dtype))
+    score_mu = {"eps/sigma": eps / sigma, "eps": eps, "eps*sigma": eps * sigma}[mu_score]
+    score_ls = (eps.pow(2) - 1) / sigma if sigma_score else eps.pow(2) - 1
+    return weight.unsqueeze(1) * torch.cat([score_mu, score_ls], dim=1)
+
+
+def _reparam_instead(f, mu, log_sigma, eps, baseline):
+    sigma = log_sigma.exp()
+    z = (mu + sigma * eps).requires_grad_(True)
+    with torch.enable_grad():
+        (df_dz,) = torch.autograd.grad(f(z).sum(), z)
+    return torch.cat([df_dz, df_dz * sigma * eps], dim=1)
+
+
+check_score_function_gradient = Exercise(
+    "Exercise 3.7, the score-function estimator",
+    score_function_gradient,
+    "course_lib.exercises.vae.score_function_gradient",
+    _score_cases,
+    mistakes=[
+        Mistake("the baseline is missing: (score-function) weighs the score by f(z) - b, not by f(z).",
+                lambda f, mu, ls, eps, b: _score_variant(f, mu, ls, eps, b, b_sign=0.0)),
+        Mistake("the baseline is subtracted, not added: the weight is f(z) - b.",
+                lambda f, mu, ls, eps, b: _score_variant(f, mu, ls, eps, b, b_sign=1.0)),
+        Mistake("a sign is flipped: the estimate is (f(z) - b) times the score, not minus it.",
+                lambda f, mu, ls, eps, b: -score_function_gradient(f, mu, ls, eps, b)),
+        Mistake("the score alone is not the estimate: multiply each row by its weight f(z) - b.",
+                lambda f, mu, ls, eps, b: _score_variant(f, mu, ls, eps, b, fz=False)),
+        Mistake("that is the reparameterized gradient (f'(z), f'(z) sigma eps), another estimator: the score "
+                "function uses values of f only, never its gradient.", _reparam_instead),
+        Mistake("f must be evaluated at z = mu + sigma * eps, not at the standard normal eps.",
+                lambda f, mu, ls, eps, b: _score_variant(f, mu, ls, eps, b, f_at_eps=True)),
+        Mistake("the derivative of log q with respect to mu is (z - mu) / sigma^2 = eps / sigma; you used eps.",
+                lambda f, mu, ls, eps, b: _score_variant(f, mu, ls, eps, b, mu_score="eps")),
+        Mistake("the derivative of log q with respect to mu is (z - mu) / sigma^2 = eps / sigma; you multiplied by "
+                "sigma.", lambda f, mu, ls, eps, b: _score_variant(f, mu, ls, eps, b, mu_score="eps*sigma")),
+        Mistake("the derivative with respect to log sigma is eps^2 - 1; dividing by sigma gives the derivative with "
+                "respect to sigma.", lambda f, mu, ls, eps, b: _score_variant(f, mu, ls, eps, b, sigma_score=True)),
+        Mistake("one row per draw: the result has shape (S, 2D), the single-sample estimates, not their mean.",
+                lambda f, mu, ls, eps, b: score_function_gradient(f, mu, ls, eps, b).mean(0)),
+    ],
+    atol=1e-8, rtol=1e-6,
+    output_names=None,
+    accepts="a tensor or numpy array of shape (S, 2D) (any floating dtype): columns d/dmu, then d/dlog sigma",
+)
+
+
+# ------------------------------------------------------------------ free bits
+def free_bits_kl(kl_per_dim, lam):
+    """The free-bits KL term, book equation (free-bits): sum_j max(lam, mean over the batch of KL_j).
+
+    Equal to ``vae.ELBOObjective(free_bits=lam)``'s KL term; a dimension whose batch-mean KL is below lam
+    contributes the constant lam and so gets no gradient.
+    """
+    return kl_per_dim.mean(dim=0).clamp(min=lam).sum()
+
+
+def _free_bits_cases(g: torch.Generator):
+    cases = []
+    for n, d, lam in [(6, 5, 0.5), (10, 8, 0.25), (4, 3, 1.0), (7, 16, 0.5)]:
+        # per-dimension scales on both sides of lam, so that some dimensions are clamped and some not
+        scale = lam * torch.linspace(0.2, 2.0, d, dtype=torch.float64)[torch.randperm(d, generator=g)]
+        kl = scale * 2 * torch.rand(n, d, generator=g, dtype=torch.float64)
+        kl[:, 0] = 0.1 * lam  # one dimension clamped in every example: max per example would differ from max of mean
+        kl[0, 0] = 3 * lam
+        cases.append((kl, lam))
+    return cases
+
+
+check_free_bits_kl = Exercise(
+    "Exercise 3.9, free bits",
+    free_bits_kl,
+    "course_lib.exercises.vae.free_bits_kl",
+    _free_bits_cases,
+    mistakes=[
+        Mistake("the max comes after the mean over the batch: (free-bits) clamps each dimension's average KL, not "
+                "each example's KL.", lambda kl, lam: kl.clamp(min=lam).mean(0).sum()),
+        Mistake("the max is taken per dimension, not on the total KL: each dimension gets its own lam nats, and a "
+                "dimension above lam cannot lend its excess to one below.",
+                lambda kl, lam: torch.clamp(kl.mean(0).sum(), min=lam * kl.shape[1])),
+        Mistake("free bits puts a floor under each dimension's KL (max), not a ceiling (min).",
+                lambda kl, lam: kl.mean(0).clamp(max=lam).sum()),
+        Mistake("the values are right, but a dimension below lam still gets a gradient: its contribution must be the "
+                "constant lam (torch.clamp or torch.maximum), not the KL plus a detached correction.",
+                lambda kl, lam: (kl.mean(0) + (lam - kl.mean(0)).clamp(min=0).detach()).sum()),
+        Mistake("average over the batch, do not sum: the KL term is per example.",
+                lambda kl, lam: kl.sum(0).clamp(min=lam).sum()),
+        Mistake("nothing is clamped: that is the plain KL; each dimension's average KL is replaced by "
+                "max(lam, KL_j).", lambda kl, lam: kl.mean(0).sum()),
+    ],
+    grad_inputs=(0,),
+    accepts="a 0-dim tensor connected to kl_per_dim by differentiable operations (any floating dtype); a float "
+            "carries no gradient and is wrong",
+)
+
+
+# ------------------------------------------------------------------ predict, then run: which beta collapses?
+class CollapsePrediction(NumericAnswer):
+    """A predict-then-run question: the smallest beta of a sweep at which at most half the latent units stay active.
+
+    The answer is not known in advance: the notebook measures it, then calls ``observe(active_by_beta, d)`` with the
+    sweep's active-unit counts, which sets the right answer and one hint per other beta of the sweep (what was
+    measured there). Until then the checker holds an illustrative sweep (``EXAMPLE``), used only by the tests.
+    """
+
+    value_word = "measured"
+    EXAMPLE = {0.25: 16, 0.5: 15, 1.0: 12, 2.0: 9, 4.0: 6, 8.0: 4, 16.0: 2, 32.0: 1}
+
+    def __init__(self, name: str, accepts: str):
+        super().__init__(name, math.nan, "the β the sweep measured", atol=1e-9, rtol=0.0, accepts=accepts)
+        self.observe(self.EXAMPLE, 16)
+
+    def observe(self, active_by_beta: dict, latent_dim: int) -> float:
+        """Record the sweep (beta -> active units out of ``latent_dim``); returns the right answer."""
+        self.sweep = {float(b): int(a) for b, a in active_by_beta.items()}
+        self.latent_dim = latent_dim
+        collapsed = [b for b in sorted(self.sweep) if 2 * self.sweep[b] <= latent_dim]
+        self.reference = collapsed[0] if collapsed else math.inf
+        where = (f"β = {self.reference:g} is the first with at most {latent_dim // 2}" if collapsed
+                 else f"no β of the sweep leaves {latent_dim // 2} or fewer")
+        self.mistakes = tuple(
+            Mistake(f"at β = {b:g} the sweep measured {a} active units of {latent_dim}: "
+                    + ("not collapsed yet" if b < self.reference else "collapsed, but not the first") + f"; {where}.",
+                    b) for b, a in self.sweep.items() if b != self.reference)
+        if collapsed:
+            self.mistakes += (Mistake(f"the sweep did collapse: {where} active units of {latent_dim}.", math.inf),)
+        return self.reference
+
+    def grade(self, answer, seed: int = 0) -> Verdict:
+        verdict = super().grade(answer, seed)
+        if verdict.status != "wrong" or callable(answer) or any(m.hint in verdict.message for m in self.mistakes):
+            return verdict
+        betas = ", ".join(f"{b:g}" for b in self.sweep)
+        return Verdict("wrong", f"[wrong] {self.name}: choose one of the swept β ({betas}), or math.inf if you expect "
+                                f"none to collapse. The notebook continues with {self.reference_name} = "
+                                f"{self.reference:g}.")
+
+
+check_collapse_prediction = CollapsePrediction(
+    "Exercise 3.8, which β collapses?",
+    accepts="one of the swept β as a number (a float, an int, a numpy scalar or a 0-dim tensor), or math.inf for "
+            "'none of them'",
+)

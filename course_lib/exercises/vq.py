@@ -14,7 +14,7 @@ import math
 import torch
 
 from course_lib import vq
-from course_lib.exercises import Exercise, Mistake, Probe
+from course_lib.exercises import Exercise, Mistake, NumericAnswer, Probe
 
 
 # --------------------------------------------------------------------------- Exercise 4.1: nearest code
@@ -214,3 +214,41 @@ check_perplexity = Exercise(
     >>> check_perplexity.grade(lambda i, k: torch.tensor(float(torch.unique(i).numel()))).status
     'wrong'
 """
+
+
+# --------------------------------------------------------------------------- pen and paper: perplexity of a histogram
+#: How often each of K = 8 codes was used on a batch (N = 100 code positions).
+HISTOGRAM_GIVEN = {"counts": [50, 30, 15, 5, 0, 0, 0, 0]}
+_COUNTS = torch.tensor(HISTOGRAM_GIVEN["counts"])
+
+
+def _histogram_indices() -> torch.Tensor:
+    return torch.repeat_interleave(torch.arange(len(_COUNTS)), _COUNTS)
+
+
+def _histogram_entropy(log=math.log) -> float:
+    total = int(_COUNTS.sum())
+    return -sum(n / total * log(n / total) for n in HISTOGRAM_GIVEN["counts"] if n)
+
+
+check_perplexity_answer = NumericAnswer(
+    "Exercise 4.5, the perplexity of a code histogram",
+    float(vq.perplexity(_histogram_indices(), len(_COUNTS))),
+    "the exact perplexity (course_lib.vq.perplexity)",
+    mistakes=[
+        Mistake("that is the entropy H in nats; the perplexity is exp(H).", _histogram_entropy()),
+        Mistake("that is the entropy in bits; the perplexity is 2**H_bits = exp(H_nats).",
+                _histogram_entropy(math.log2)),
+        Mistake("the bases do not match: an entropy in bits must be raised as 2**H, not exp(H).",
+                math.exp(_histogram_entropy(math.log2))),
+        Mistake("an entropy in nats must be raised as exp(H), not 2**H.", 2 ** _histogram_entropy()),
+        Mistake("the entropy is -sum p log p, with a minus sign: exp(+H), not exp(-H).",
+                math.exp(-_histogram_entropy())),
+        Mistake("that is the number of codes used; the perplexity weighs the codes by their frequencies, and is "
+                "smaller than that unless the used codes are equally frequent.", float((_COUNTS > 0).sum())),
+        Mistake("that is the codebook size K; unused codes add nothing to the entropy.", float(len(_COUNTS))),
+    ],
+    atol=1e-3, rtol=0.0, given=HISTOGRAM_GIVEN,
+    accepts="a number (a float, a numpy scalar or a 0-dim tensor; a Python expression such as math.exp(...) is "
+            "fine), within 0.001 of the exact value",
+)
