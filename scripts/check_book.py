@@ -14,6 +14,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 REMOTE = re.compile(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=\"(https?:)?//[^\"]+\"", re.I)
+# A link that names the page's public address (html_baseurl) loads nothing.
+NOT_LOADED = re.compile(r"\brel=\"(canonical|alternate)\"", re.I)
+
+
+def remote_loads(text: str) -> list[str]:
+    """The tags of a page that load a script, stylesheet, image or frame from the internet."""
+    return [m.group(0) for m in REMOTE.finditer(text) if not NOT_LOADED.search(m.group(0))]
 
 
 def toc_files() -> list[str]:
@@ -44,8 +51,8 @@ def main(html: Path) -> int:
             problems.append(f"{page} missing")
             continue
         text = page.read_text(encoding="utf-8")
-        for match in REMOTE.finditer(text):
-            problems.append(f"{page.relative_to(html)} loads {match.group(0)[:120]} from the internet")
+        for tag in remote_loads(text):
+            problems.append(f"{page.relative_to(html)} loads {tag[:120]} from the internet")
         if 'class="math' in text:  # Sphinx loads MathJax only on pages with math
             if "_static/mathjax/tex-chtml.js" not in text:
                 problems.append(f"{page.relative_to(html)} does not load the local MathJax")

@@ -368,15 +368,15 @@ def check_page(
 
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
-        set_viewport(driver, WIDTH, max(HEIGHT, min(report.height, MAX_SHOT_HEIGHT)))
-        # A page taller than one shot is saved in tiles: NAME.png, NAME-2.png, ...
+        # A page taller than one shot is saved in tiles, NAME.png, NAME-2.png, ...: the viewport is made as
+        # tall as the tile and the page scrolled to it (captureBeyondViewport would upset the window's size).
         for i, top in enumerate(range(0, max(report.height, 1), MAX_SHOT_HEIGHT)):
-            clip = {"x": 0, "y": top, "width": WIDTH, "height": max(1, min(MAX_SHOT_HEIGHT, report.height - top)),
-                    "scale": 1}
-            shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-                "format": "png", "optimizeForSpeed": True, "captureBeyondViewport": True, "clip": clip})
+            set_viewport(driver, WIDTH, max(HEIGHT, min(MAX_SHOT_HEIGHT, report.height - top)))
+            driver.execute_script("window.scrollTo(0, arguments[0])", top)
+            shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True})
             path = screenshot if i == 0 else screenshot.with_name(f"{screenshot.stem}-{i + 1}{screenshot.suffix}")
             path.write_bytes(base64.b64decode(shot["data"]))
+        driver.execute_script("window.scrollTo(0, 0)")
 
     # Read the logs last, so that requests and errors that come after the load event are counted.
     for entry in driver.get_log("browser"):

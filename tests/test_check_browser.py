@@ -254,3 +254,13 @@ def test_remote_urls():
     assert check_browser.remote_urls(log) == [
         "https://unpkg.com/thebe.js", "wss://kernel.example/ws", "http://10.0.0.1/x"
     ]
+
+
+def test_check_book_flags_remote_loads_but_not_the_canonical_address():
+    import check_book
+
+    page = ('<link rel="canonical" href="https://example.org/book/a.html">'
+            '<script src="https://cdn.example.org/x.js"></script><link rel="stylesheet" href="//cdn.example.org/y.css">'
+            '<img src="_images/z.png">')
+    assert check_book.remote_loads(page) == ['<script src="https://cdn.example.org/x.js"',
+                                             '<link rel="stylesheet" href="//cdn.example.org/y.css"']
