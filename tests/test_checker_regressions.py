@@ -688,7 +688,26 @@ def _fill_c():
 _fill_c()
 SCORE_RIGHT = [_score_by_autograd, _score_numpy, lambda f, mu, ls, eps, b: _score_plain(f, mu, ls, eps, b).float()]
 
-# ============================================================================== 3.8 which beta collapses (a prediction)
+# ============================================= 3.8 the variance of one reparameterized gradient (pen and paper)
+# sigma = 0.5 as the notebook prints it; an independent route: the sample variance over many draws
+_eps_var = np.random.default_rng(0).standard_normal(2_000_000)
+VARIANCE_WRONG = [
+    (2 * 0.5**2, "the factor 2 of the derivative is squared"),
+    (4 * 0.5, "enters squared"),
+    (0.0, "its variance is not 0"),
+    (0.5**2, "the variance of sigma eps alone"),
+    (2 * (0.5 - 1.0), "not the variance of its estimate"),
+    (1.1, "where the reference gives"),
+]
+VARIANCE_RIGHT = [
+    4 * 0.5**2,
+    np.float32(1.0),
+    torch.tensor(1.0),
+    round(float(np.var(2 * (0.5 + 0.5 * _eps_var - 1.0))), 3),  # measured, rounded to the stated precision
+]
+
+
+# ============================================================================== 3.9 which beta collapses (a prediction)
 
 EXERCISES["check_collapse_prediction"].observe(CollapsePrediction.EXAMPLE, 16)  # first with <= 8 active: beta = 4
 PREDICTION_WRONG = [
@@ -700,7 +719,7 @@ PREDICTION_WRONG = [
 ]
 PREDICTION_RIGHT = [4.0, 4, np.float32(4.0), torch.tensor(4.0)]
 
-# ================================================================================== 3.9 free bits
+# ================================================================================== 3.10 free bits
 
 FREE_BITS_WRONG = [
     (lambda kl, lam: torch.clamp(kl, min=lam).mean(0).sum(), "the max comes after the mean"),
@@ -863,6 +882,7 @@ WRONG = {
     "check_kl_two_gaussians": KL_1D_WRONG,
     "check_elbo_gap": GAP_WRONG,
     "check_score_function_gradient": SCORE_WRONG,
+    "check_reparam_variance": VARIANCE_WRONG,
     "check_collapse_prediction": PREDICTION_WRONG,
     "check_free_bits_kl": FREE_BITS_WRONG,
     "check_perplexity_answer": PERPLEXITY_ANSWER_WRONG,
@@ -892,6 +912,7 @@ RIGHT = {
     "check_kl_two_gaussians": KL_1D_RIGHT,
     "check_elbo_gap": GAP_RIGHT,
     "check_score_function_gradient": SCORE_RIGHT,
+    "check_reparam_variance": VARIANCE_RIGHT,
     "check_collapse_prediction": PREDICTION_RIGHT,
     "check_free_bits_kl": FREE_BITS_RIGHT,
     "check_perplexity_answer": PERPLEXITY_ANSWER_RIGHT,

@@ -275,3 +275,18 @@ def test_exercise_verdicts_are_removed_from_the_book(path):
         if cell["cell_type"] == "code" and CHECK_CALL.search(source(cell)):
             assert "remove-output" in cell["metadata"].get("tags", []), (
                 f"{path.name}: exercise cell without the remove-output tag: {source(cell)[:60]!r}")
+
+
+def test_checker_messages_name_no_labels():
+    """A checker's title, hints and answer contract describe equations in words: a student never meets a label."""
+    book = "".join(p.read_text() for p in (ROOT / "book").glob("*.md"))
+    every = set(re.findall(r"\$\$\s*\(([a-z0-9-]+)\)", book))
+    prose = re.sub(r"\$\$\s*\([a-z0-9-]+\)|\{[a-z:]+\}`[^`]*`", " ", book)
+    # labels the prose uses as words ("the score-function estimator") count only as "(label)"
+    words = {label for label in every if re.search(rf"(?<![\w-]){re.escape(label)}(?![\w-])", prose)}
+    for name, exercise in EXERCISES.items():
+        texts = [exercise.name, getattr(exercise, "accepts", "")]
+        texts += [m.hint for m in exercise.mistakes] + [getattr(p, "hint", "") for p in getattr(exercise, "probes", ())]
+        for text in texts:
+            assert not set(leaked_labels(text)) - words, f"{name}: {leaked_labels(text)} in {text!r}"
+            assert not [label for label in every if f"({label})" in text], f"{name}: a label in {text!r}"

@@ -311,7 +311,7 @@ check_fid_terms = Exercise(
         Mistake("the square root is missing: the covariance term has Tr (S1 S2)^(1/2), the trace of the matrix square "
                 "root of the product.", lambda m1, s1, m2, s2: _terms_variant(m1, s1, m2, s2, cross="no_sqrt")),
         Mistake("Tr(S1^(1/2) S2^(1/2)) is not Tr (S1 S2)^(1/2) unless the covariances commute: take the square root "
-                "of the product (fid-trace).",
+                "of the product, as in FID's trace term.",
                 lambda m1, s1, m2, s2: _terms_variant(m1, s1, m2, s2, cross="product_of_roots")),
         Mistake("the square root belongs to the matrix S1 S2 (the sum of the square roots of its eigenvalues), not "
                 "to its trace.", lambda m1, s1, m2, s2: _terms_variant(m1, s1, m2, s2, cross="sqrt_of_trace")),

@@ -211,7 +211,7 @@ check_lpips_from_features = Exercise(
     _lpips_cases,
     mistakes=[
         Mistake("the features are not normalised: divide each position's feature vector by its length over the "
-                "channels, (lpips-norm), before the difference.",
+                "channels (unit length at every position) before the difference.",
                 lambda a, b, w: _lpips_variant(a, b, w, norm_dim=None)),
         Mistake("normalise over the channels (dim=1), one unit vector per position, not over the spatial positions.",
                 lambda a, b, w: _lpips_variant(a, b, w, norm_dim=(2, 3))),
@@ -221,7 +221,7 @@ check_lpips_from_features = Exercise(
                 "you squared them.", lambda a, b, w: _lpips_variant(a, b, w, w_power=2)),
         Mistake("average over the spatial positions (1 / (H_l W_l)), do not sum: layers of different sizes must "
                 "weigh alike.", lambda a, b, w: _lpips_variant(a, b, w, space="sum")),
-        Mistake("the difference is squared in (lpips); you took its absolute value.",
+        Mistake("LPIPS squares the difference; you took its absolute value.",
                 lambda a, b, w: _lpips_variant(a, b, w, square=False)),
     ],
     atol=1e-5, rtol=1e-4,

@@ -69,8 +69,8 @@ check_reparameterize = _SeededExercise(
         Mistake("you forgot the mean: z = mu + sigma * eps.", lambda mu, lv: (0.5 * lv).exp() * _eps(mu)),
         Mistake("you returned mu without noise: the sample needs sigma * eps with eps ~ N(0, I) (torch.randn_like).",
                 lambda mu, lv: mu),
-        Mistake("mu - sigma * eps has the right distribution, but write z = mu + sigma * eps as in (vae-reparam) "
-                "so that the checker can compare your samples with the reference.",
+        Mistake("mu - sigma * eps has the right distribution, but write the sample as the book's "
+                "reparameterization does so that the checker can compare your samples with the reference.",
                 lambda mu, lv: mu - (0.5 * lv).exp() * _eps(mu)),
         Mistake("eps must be standard normal (torch.randn_like), not uniform (torch.rand_like).",
                 lambda mu, lv: mu + (0.5 * lv).exp() * torch.rand_like(mu)),
@@ -340,7 +340,7 @@ check_elbo_gap = NumericAnswer(
     _gap_exact(),
     "the exact gap (log p(x) - ELBO by course_lib.elbo.LinearGaussianModel)",
     mistakes=[
-        Mistake("that is KL(p(z|x) || q): the gap of (elbo-identity) is KL(q || p(z|x)), with the expectation "
+        Mistake("that is KL(p(z|x) || q): the gap in the ELBO identity is KL(q || p(z|x)), with the expectation "
                 "under q.",
                 _gap_variant(reverse=True)),
         Mistake("that is the KL of q to the prior p(z) = N(0, 1), one of the ELBO's two terms; the gap is the KL to "
@@ -415,7 +415,7 @@ check_score_function_gradient = Exercise(
     "course_lib.exercises.vae.score_function_gradient",
     _score_cases,
     mistakes=[
-        Mistake("the baseline is missing: (score-function) weighs the score by f(z) - b, not by f(z).",
+        Mistake("the baseline is missing: the estimator weighs the score by f(z) - b, not by f(z).",
                 lambda f, mu, ls, eps, b: _score_variant(f, mu, ls, eps, b, b_sign=0.0)),
         Mistake("the baseline is subtracted, not added: the weight is f(z) - b.",
                 lambda f, mu, ls, eps, b: _score_variant(f, mu, ls, eps, b, b_sign=1.0)),
@@ -442,6 +442,35 @@ check_score_function_gradient = Exercise(
 )
 
 
+# ----------------------------------------------- pen and paper: the reparameterization estimator's variance
+# One dimension: q = N(mu, sigma^2), f(z) = (z - c)^2. One sample z = mu + sigma * eps gives the estimate
+# d/dmu f(mu + sigma * eps) = 2 (mu + sigma * eps - c) of the gradient 2 (mu - c); its variance is 4 sigma^2.
+VARIANCE_GIVEN = {"mu": 0.5, "sigma": 0.5, "c": 1.0}
+
+
+def _reparam_variance(sigma: float) -> float:
+    """Var_eps[2 (mu + sigma eps - c)] = 4 sigma^2, with eps ~ N(0, 1): only sigma * eps varies."""
+    return 4.0 * sigma**2
+
+
+_vs = VARIANCE_GIVEN["sigma"]
+check_reparam_variance = NumericAnswer(
+    "Exercise 3.8, the variance of one reparameterized gradient",
+    _reparam_variance(_vs),
+    "the exact variance",
+    mistakes=[
+        Mistake("the factor 2 of the derivative is squared in a variance: Var[2 X] = 4 Var[X].", 2.0 * _vs**2),
+        Mistake("Var[sigma eps] is sigma^2 Var[eps] = sigma^2, not sigma: the scale enters squared.", 4.0 * _vs),
+        Mistake("a single-sample estimate is random: eps changes from draw to draw, so its variance is not 0.", 0.0),
+        Mistake("that is the variance of sigma eps alone; the estimate is 2 (mu + sigma eps - c).", _vs**2),
+        Mistake("that is the exact gradient 2 (mu - c), not the variance of its estimate.",
+                2.0 * (VARIANCE_GIVEN["mu"] - VARIANCE_GIVEN["c"])),
+    ],
+    atol=1e-3, rtol=0.0, given=VARIANCE_GIVEN,
+    accepts="a number (a float, a numpy scalar or a 0-dim tensor; a Python expression is fine), within 0.001",
+)
+
+
 # ------------------------------------------------------------------ free bits
 def free_bits_kl(kl_per_dim, lam):
     """The free-bits KL term, book equation (free-bits): sum_j max(lam, mean over the batch of KL_j).
@@ -465,12 +494,12 @@ def _free_bits_cases(g: torch.Generator):
 
 
 check_free_bits_kl = Exercise(
-    "Exercise 3.9, free bits",
+    "Exercise 3.10, free bits",
     free_bits_kl,
     "course_lib.exercises.vae.free_bits_kl",
     _free_bits_cases,
     mistakes=[
-        Mistake("the max comes after the mean over the batch: (free-bits) clamps each dimension's average KL, not "
+        Mistake("the max comes after the mean over the batch: free bits clamp each dimension's average KL, not "
                 "each example's KL.", lambda kl, lam: kl.clamp(min=lam).mean(0).sum()),
         Mistake("the max is taken per dimension, not on the total KL: each dimension gets its own lam nats, and a "
                 "dimension above lam cannot lend its excess to one below.",
@@ -534,7 +563,7 @@ class CollapsePrediction(NumericAnswer):
 
 
 check_collapse_prediction = CollapsePrediction(
-    "Exercise 3.8, which β collapses?",
+    "Exercise 3.9, which β collapses?",
     accepts="one of the swept β as a number (a float, an int, a numpy scalar or a 0-dim tensor), or math.inf for "
             "'none of them'",
 )

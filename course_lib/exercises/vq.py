@@ -46,7 +46,7 @@ check_quantize = Exercise(
                 lambda z, c: (z.reshape(-1, z.shape[-1]) @ c.T).argmax(1).reshape(z.shape[:-1])),
         Mistake("the cross term is -2 z.e_k: with -z.e_k the codes' lengths weigh twice as much as they should.",
                 lambda z, c: (c.pow(2).sum(1) - z.reshape(-1, z.shape[-1]) @ c.T).argmin(1).reshape(z.shape[:-1])),
-        Mistake("you measured the distance with absolute values (L1); (vq-quantize) uses the squared Euclidean "
+        Mistake("you measured the distance with absolute values (L1); the nearest code is by the squared Euclidean "
                 "distance.",
                 lambda z, c: (z.reshape(-1, 1, z.shape[-1]) - c).abs().sum(-1).argmin(1).reshape(z.shape[:-1])),
         Mistake("the result must have the shape of z_e without its last axis: reshape the (N*L,) indices back "
