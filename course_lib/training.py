@@ -2,6 +2,8 @@
 
 A chapter supplies ``objective(model, batch) -> dict`` whose ``"loss"`` entry is minimised;
 every other entry (a VAE's reconstruction and KL terms, a VQ-VAE's perplexity) is logged.
+A batch is a tensor, or a tuple of tensors when the data is (e.g. images and labels).
+A game with two losses (a GAN) passes its own ``update`` step; the loop stays the same.
 """
 
 from __future__ import annotations
@@ -12,30 +14,59 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from course_lib.runtime import autocast, get_device, seed_everything, tqdm
+from course_lib.runtime import as_device, autocast, float64_cpu, seed_everything, tqdm
+from course_lib.validation import check_choice, check_positive, check_positive_int
 
 History = dict[str, list[float]]
-Objective = Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]]
+Data = torch.Tensor | tuple[torch.Tensor, ...]
+Objective = Callable[[nn.Module, Data], dict[str, torch.Tensor]]
+LR_SCHEDULES = (None, "cosine")
+POSTFIX_EVERY = 25  # steps between progress-bar updates: reading the loss waits for the device
 
 
-def batches(data: torch.Tensor, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None):
-    """Yield mini-batches of the rows of ``data`` (a random order when ``shuffle``)."""
-    order = torch.randperm(len(data), generator=generator) if shuffle else torch.arange(len(data))
-    for start in range(0, len(data), batch_size):
-        yield data[order[start:start + batch_size]]
+def batches(data: Data, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None):
+    """Yield mini-batches of the rows of ``data`` (a tensor or a tuple of equal-length tensors),
+    in a random order when ``shuffle``."""
+    order = torch.randperm(_length(data), generator=generator) if shuffle else torch.arange(_length(data))
+    for start in range(0, _length(data), batch_size):
+        rows = order[start:start + batch_size]
+        yield tuple(part[rows] for part in data) if isinstance(data, tuple) else data[rows]
+
+
+def to_device(batch: Data, device: torch.device) -> Data:
+    """``batch`` (a tensor or a tuple of tensors) on ``device``."""
+    if isinstance(batch, tuple):
+        return tuple(part.to(device, non_blocking=True) for part in batch)
+    return batch.to(device, non_blocking=True)
+
+
+def _length(data: Data) -> int:
+    return len(data[0]) if isinstance(data, tuple) else len(data)
+
+
+def _check_data(data, name: str) -> None:
+    parts = data if isinstance(data, tuple) else (data,)
+    if not parts or not all(isinstance(part, torch.Tensor) for part in parts):
+        raise ValueError(f"{name} must be a tensor or a tuple of tensors, got {type(data).__name__}")
+    if len({len(part) for part in parts}) != 1:
+        raise ValueError(f"{name}'s tensors must have the same length, got {[len(part) for part in parts]}")
+    if len(parts[0]) == 0:
+        raise ValueError(f"{name} is empty")
 
 
 def train(
     model: nn.Module,
     objective: Objective,
-    train_data: torch.Tensor,
+    train_data: Data,
     *,
     epochs: int,
     lr: float = 1e-3,
     batch_size: int = 128,
-    val_data: torch.Tensor | None = None,
+    val_data: Data | None = None,
     optimizer: torch.optim.Optimizer | None = None,
-    device: torch.device | None = None,
+    lr_schedule: str | None = None,
+    update: Callable[[nn.Module, Data], dict[str, torch.Tensor]] | None = None,
+    device: str | torch.device | None = None,
     amp: bool = True,
     seed: int = 0,
     progress: bool = True,
@@ -47,13 +78,20 @@ def train(
     Args:
         model: the network; it is moved to ``device``.
         objective: ``objective(model, x) -> {"loss": scalar, ...}``; other scalar entries are logged.
-        train_data: tensor of training examples, shape (N, ...) (e.g. images (N, 1, 28, 28)).
+        train_data: tensor of training examples, shape (N, ...) (e.g. images (N, 1, 28, 28)),
+            or a tuple of such tensors of equal length (e.g. images and labels).
         epochs: number of passes over ``train_data``.
         lr: Adam's learning rate (ignored when ``optimizer`` is given).
         batch_size: examples per step.
         val_data: optional held-out tensor, evaluated (no gradient, eval mode) after each epoch.
         optimizer: a ready optimizer, to continue training or use another method.
-        device: where to train; ``None`` picks ``get_device()``.
+        lr_schedule: ``None`` (constant) or ``"cosine"``: the learning rate decays along a cosine
+            to 0 over all steps (Loshchilov and Hutter 2017), large steps first, then small ones.
+        update: a custom step ``update(model, batch) -> {name: scalar}`` that does its own
+            backward passes and optimizer steps, for a game of two losses such as a GAN's; the
+            loop then uses neither ``objective`` nor an optimizer of its own for training
+            (``objective`` still scores ``val_data``).
+        device: where to train, a str or torch.device; ``None`` picks ``get_device()``.
         amp: bfloat16 mixed precision on CUDA (no effect on CPU/MPS).
         seed: seeds the shuffling and the model's randomness, for repeatable runs.
         progress: show a tqdm bar per epoch.
@@ -66,38 +104,42 @@ def train(
         and ``epoch_seconds``.
 
     Raises:
-        ValueError: if ``epochs`` or ``batch_size`` is not a positive int, or the data is empty.
+        ValueError: if ``epochs`` or ``batch_size`` is not a positive int, ``lr`` is not positive,
+            ``lr_schedule`` is unknown, or the data is empty or of unequal lengths.
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if len(train_data) == 0:
-        raise ValueError("train_data is empty")
-    device = device or get_device()
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    check_positive(lr, "lr")
+    check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
+    _check_data(train_data, "train_data")
+    if val_data is not None:
+        _check_data(val_data, "val_data")
+    device = as_device(device)
     generator = seed_everything(seed)
     model.to(device)
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    n = _length(train_data)
+    steps_per_epoch = -(-n // batch_size)
+    if update is None:
+        optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+        scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+                     if lr_schedule == "cosine" else None)
+        update = _objective_step(objective, optimizer, scheduler, device, amp)
     history = history if history is not None else {}
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         model.train()
-        sums: dict[str, float] = {}
+        sums: dict[str, list[torch.Tensor]] = {}
         steps = tqdm(
             batches(train_data, batch_size, shuffle=True, generator=generator),
-            total=-(-len(train_data) // batch_size), desc=f"epoch {epoch}/{epochs}",
-            disable=not progress, leave=False,
+            total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False,
         )
-        for x in steps:
-            x = x.to(device, non_blocking=True)
-            with autocast(device, amp):
-                terms = objective(model, x)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
-            _accumulate(sums, terms, len(x))
-            steps.set_postfix(loss=f"{terms['loss'].item():.3f}")
-        for name, total in sums.items():
-            history.setdefault(f"train_{name}", []).append(total / len(train_data))
+        for i, batch in enumerate(steps):
+            terms = update(model, to_device(batch, device))
+            _accumulate(sums, terms, _length(batch))
+            if progress and i % POSTFIX_EVERY == 0 and "loss" in terms:
+                steps.set_postfix(loss=f"{float(terms['loss']):.3f}")
+        for name, total in sums.items():  # one read from the device per epoch
+            history.setdefault(f"train_{name}", []).append(_total(total) / n)
         if val_data is not None:
             for name, value in evaluate(model, objective, val_data, batch_size=batch_size, device=device).items():
                 history.setdefault(f"val_{name}", []).append(value)
@@ -110,10 +152,26 @@ def train(
     return history
 
 
+def _objective_step(objective: Objective, optimizer, scheduler, device: torch.device, amp: bool):
+    """The usual step: minimise ``objective(model, batch)["loss"]`` by one optimizer step."""
+
+    def step(model: nn.Module, batch: Data) -> dict[str, torch.Tensor]:
+        with autocast(device, amp):
+            terms = objective(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        return terms
+
+    return step
+
+
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, objective: Objective, data: torch.Tensor, *, batch_size: int = 500,
-    device: torch.device | None = None,
+    model: nn.Module, objective: Objective, data: Data, *, batch_size: int = 500,
+    device: str | torch.device | None = None,
 ) -> dict[str, float]:
     """Average each entry of ``objective`` over ``data`` (eval mode, no gradient).
 
@@ -121,18 +179,23 @@ def evaluate(
         ``{name: mean over examples}`` (batches are weighted by their size, so the last,
         smaller batch counts exactly as much as its examples).
     """
-    if len(data) == 0:
-        raise ValueError("data is empty")
-    device = device or next(model.parameters()).device
+    _check_data(data, "data")
+    device = as_device(device, default=next(model.parameters()).device)
     was_training = model.training
     model.eval()
-    sums: dict[str, float] = {}
-    for x in batches(data, batch_size, shuffle=False):
-        _accumulate(sums, objective(model, x.to(device)), len(x))
+    sums: dict[str, list[torch.Tensor]] = {}
+    for batch in batches(data, batch_size, shuffle=False):
+        _accumulate(sums, objective(model, to_device(batch, device)), _length(batch))
     model.train(was_training)
-    return {name: total / len(data) for name, total in sums.items()}
+    return {name: _total(total) / _length(data) for name, total in sums.items()}
 
 
-def _accumulate(sums: dict[str, float], terms: dict[str, torch.Tensor], n: int) -> None:
+def _accumulate(sums: dict[str, list[torch.Tensor]], terms: dict[str, torch.Tensor], n: int) -> None:
+    """Keep ``n`` times each scalar term, still on the device: no synchronisation per step."""
     for name, value in terms.items():
-        sums[name] = sums.get(name, 0.0) + float(value.detach()) * n
+        sums.setdefault(name, []).append(torch.as_tensor(value).detach().reshape(()).float() * n)
+
+
+def _total(values: list[torch.Tensor]) -> float:
+    """The sum of the kept terms, read once, added in float64 on the CPU."""
+    return float(float64_cpu(torch.stack(values)).sum())

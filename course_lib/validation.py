@@ -1,0 +1,191 @@
+"""Argument checks shared by every module: one place, one wording.
+
+Each check raises ``ValueError`` naming the argument and what was expected (shape, dtype,
+range), or warns where an input is legal but almost surely a mistake. Nothing is clipped or
+broadcast. Float round-off is not bad input: range checks allow ``ROUND_OFF * data_range``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+LOG_2PI = math.log(2 * math.pi)  # the constant of every Gaussian log-density
+
+ROUND_OFF = 1e-6  # relative tolerance of range checks: a blurred photo has values like -1.6e-17
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> None:
+    """Raise ValueError unless ``value`` is an int (not a bool) >= ``minimum``.
+
+    Example:
+        >>> check_positive_int(3, "epochs")
+        >>> check_positive_int(0, "epochs")
+        Traceback (most recent call last):
+        ...
+        ValueError: epochs must be a positive int, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        kind = "a positive int" if minimum == 1 else ("a non-negative int" if minimum == 0 else f"an int >= {minimum}")
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+def check_positive(value, name: str) -> None:
+    """Raise ValueError unless ``value`` is a finite real number > 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def check_in_range(value, name: str, low: float, high: float) -> None:
+    """Raise ValueError unless ``value`` is a real number in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+
+
+def check_choice(value, name: str, choices: Iterable) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def check_tensor(x, name: str, ndim: int | None = None, floating: bool = False) -> None:
+    """Raise ValueError unless ``x`` is a torch.Tensor (with ``ndim`` dims, of a floating dtype)."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
+    if floating and not x.is_floating_point():
+        raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
+
+
+def check_finite(x: torch.Tensor, name: str) -> None:
+    """Raise ValueError if ``x`` contains NaN or inf."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+
+
+def check_points(x, name: str, dim: int | None = None) -> None:
+    """Raise ValueError unless ``x`` is a tensor of shape (N, dim) (any width when ``dim`` is None)."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or (dim is not None and x.shape[1] != dim):
+        expected = f"(N, {dim})" if dim is not None else "(N, D)"
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a tensor of shape {expected}, got {got}")
+
+
+def check_range(x: torch.Tensor, name: str, low: float, high: float, hint: str = "") -> None:
+    """Raise ValueError if ``x`` has values outside [low, high], beyond float round-off.
+
+    The tolerance is ``ROUND_OFF * (high - low)``: a photograph blurred with
+    ``scipy.ndimage.gaussian_filter`` has values like -1.6e-17, which are not an error.
+    Values are never clipped.
+    """
+    tol = ROUND_OFF * (high - low)
+    lo, hi = float(x.min()), float(x.max())
+    if lo < low - tol or hi > high + tol:
+        raise ValueError(f"{name} has values in [{lo:.4g}, {hi:.4g}], outside [{low:g}, {high:g}]" + hint)
+
+
+def check_images(images, name: str = "images", channels: tuple[int, ...] = (1, 3),
+                 shape: tuple[int, int, int] | None = None, data_range: float = 1.0) -> None:
+    """Raise ValueError unless ``images`` is a finite (N, C, H, W) tensor with N >= 1, C in ``channels``,
+    (C, H, W) equal to ``shape`` when given, and values in [0, data_range] (up to round-off).
+
+    Example:
+        >>> check_images(torch.rand(2, 1, 28, 28), "x")
+        >>> check_images(torch.rand(2, 28, 28), "x")
+        Traceback (most recent call last):
+        ...
+        ValueError: x must have shape (N, 1 or 3, H, W), got (2, 28, 28)
+    """
+    check_tensor(images, name)
+    if shape is not None and (images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape)):
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
+    if images.ndim != 4 or images.shape[1] not in channels:
+        allowed = " or ".join(map(str, channels))
+        raise ValueError(f"{name} must have shape (N, {allowed}, H, W), got {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise ValueError(f"{name} is empty (N = 0): it must hold at least one image")
+    if not images.is_floating_point():
+        raise ValueError(f"{name} must have a floating dtype (values in [0, {data_range:g}]), got {images.dtype}; "
+                         "convert uint8 images with images.float() / 255")
+    check_finite(images, name)
+    check_range(images, name, 0.0, data_range)
+
+
+def check_image_pair(preds, target, data_range: float) -> None:
+    """Raise ValueError unless ``preds`` and ``target`` are equal-shape, non-empty, finite (N, C, H, W)
+    batches with values in [0, data_range] (up to round-off).
+
+    Warns:
+        UserWarning: when both images span less than a tenth of ``data_range`` while fitting
+            in [0, 1] (e.g. [0, 1] images with ``data_range=255``), which inflates PSNR by
+            20 log10(data_range); the message says which ``data_range`` fits.
+    """
+    import warnings
+
+    for name, x in (("preds", preds), ("target", target)):
+        check_tensor(x, name)
+        if x.ndim != 4:
+            raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
+    if preds.shape != target.shape:
+        raise ValueError(
+            f"preds and target must have the same shape, got {tuple(preds.shape)} and {tuple(target.shape)}"
+        )
+    if preds.shape[0] == 0:
+        raise ValueError("preds and target are empty (N = 0): they must hold at least one image")
+    check_positive(data_range, "data_range")
+    hint = "; rescale the images or pass the right data_range"
+    for name, x in (("preds", preds), ("target", target)):
+        check_finite(x, name)
+        check_range(x, name, 0.0, data_range, hint)
+    high = max(float(preds.max()), float(target.max()))
+    if data_range > 1 and high <= 1.0 + ROUND_OFF:
+        warnings.warn(
+            f"preds and target are all in [0, 1] but data_range={data_range:g}: the result treats them as "
+            f"nearly black images on a 0..{data_range:g} scale; pass data_range=1.0 if they are [0, 1] images",
+            UserWarning, stacklevel=3,
+        )
+
+
+def check_same_shape(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x", "y")) -> None:
+    """Raise ValueError unless two tensors have the same shape (nothing is broadcast)."""
+    if x.shape != y.shape:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape, "
+                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
+
+
+def check_finite_pair(x, y, names: tuple[str, str] = ("x", "y")) -> None:
+    """Raise ValueError unless ``x`` and ``y`` are finite tensors of the same shape."""
+    for name, t in zip(names, (x, y), strict=True):
+        check_tensor(t, name)
+        check_finite(t, name)
+    check_same_shape(x, y, names)
+
+
+def check_features(features, name: str, min_samples: int = 2) -> torch.Tensor:
+    """Check an (N, D) feature matrix (tensor or numpy array) and return it as float64 on the CPU.
+
+    Raises:
+        ValueError: for a non-tensor, complex, non-2-D or non-finite input, or fewer than
+            ``min_samples`` rows.
+    """
+    from course_lib.runtime import float64_cpu
+
+    if isinstance(features, np.ndarray):
+        features = torch.from_numpy(features)
+    if not isinstance(features, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(features).__name__}")
+    if features.is_complex():
+        raise ValueError(f"{name} must be real, got a complex tensor")
+    if features.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, D), got {tuple(features.shape)}")
+    if features.shape[0] < min_samples:
+        raise ValueError(f"{name} must hold at least {min_samples} samples, got {features.shape[0]}")
+    x = float64_cpu(features)
+    check_finite(x, name)
+    return x
