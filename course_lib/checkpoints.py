@@ -7,7 +7,7 @@ the model class and its arguments, the training recipe and the measured test met
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
 import importlib
 import json
@@ -86,11 +86,36 @@ def register_checkpoint(name: str, path: str | os.PathLike, sha256: str, manifes
     A lock file serialises the read-modify-write, so trainings that finish together keep both entries.
     """
     manifest = Path(manifest)
-    with open(manifest.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(manifest.with_suffix(".lock")):
         data = read_manifest(manifest)
         data[name] = {"file": Path(path).name, "sha256": sha256, **entry}
         manifest.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike):
+    """Hold an exclusive lock on ``path`` (created if missing) for the block, so that two trainings
+    writing the manifest at once do not lose an entry. POSIX uses ``fcntl.flock``, Windows
+    ``msvcrt.locking``: both are imported here, not at module level, so course_lib imports everywhere."""
+    with open(path, "a+b") as handle:
+        if os.name == "nt":
+            import msvcrt
+
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)  # retries for about 10 s, then raises OSError
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_pretrained(name: str, device: torch.device | str = "cpu", manifest=MANIFEST) -> tuple[nn.Module, dict]:

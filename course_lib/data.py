@@ -15,10 +15,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from course_lib.validation import check_positive_int
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "COURSE_DATA"
@@ -71,7 +74,8 @@ def load_fashion_mnist(
         root: a directory holding the IDX files (``.gz`` or not, possibly under
             ``FashionMNIST/raw`` as torchvision stores them). ``None`` searches
             ``COURSE_DATA``, then Debian's package, then downloads.
-        subset: keep only the first ``subset`` images (for quick runs); ``None`` keeps all.
+        subset: keep only the first ``subset`` images (for quick runs), at most the split's size;
+            ``None`` keeps all.
         download: allow the torchvision download as the last resort.
 
     Returns:
@@ -80,9 +84,11 @@ def load_fashion_mnist(
         ``CLASS_NAMES``.
 
     Raises:
-        ValueError: for an unknown ``split`` or a ``subset`` that is not a positive int.
+        ValueError: for an unknown ``split``, or a ``subset`` that is not a positive int (``True``
+            is not a size) or is larger than the split.
         DataNotFoundError: when no source has the files; the message says how to get them.
-        RuntimeError: when a file is corrupt (its checksum differs); the message names it.
+        RuntimeError: when a file is corrupt (it does not decompress, or its checksum differs);
+            the message names the file, what is wrong and how to get it again.
 
     Example:
         >>> images, labels = load_fashion_mnist("test", subset=8)  # doctest: +SKIP
@@ -91,12 +97,15 @@ def load_fashion_mnist(
     """
     if split not in FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if subset is not None and (not isinstance(subset, int) or subset <= 0):
-        raise ValueError(f"subset must be a positive int or None, got {subset!r}")
+    if subset is not None:
+        check_positive_int(subset, "subset")
     directory = find_data_dir(root, download=download)
     images = _read_idx(directory, *FILES[split]["images"])
     labels = _read_idx(directory, *FILES[split]["labels"])
     if subset is not None:
+        if subset > len(images):
+            raise ValueError(f"subset must be at most the size of the {split!r} split ({len(images)} images), "
+                             f"got {subset}")
         images, labels = images[:subset], labels[:subset]
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
@@ -154,8 +163,11 @@ def _read_idx(directory: Path, name: str, sha256: str) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as err:
-        raise RuntimeError(f"cannot read {path}: {err}. The file is corrupt; {HOW_TO_GET}") from err
+    except (OSError, EOFError, zlib.error) as err:  # gzip raises all three for damaged files
+        raise RuntimeError(
+            f"{path} is corrupt: it cannot be read or decompressed ({type(err).__name__}: {err}). "
+            f"Delete it and get the file again. {HOW_TO_GET}"
+        ) from err
     digest = hashlib.sha256(raw).hexdigest()
     if digest != sha256:
         raise RuntimeError(
