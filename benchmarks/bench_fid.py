@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from course_lib import fid as fidlib  # noqa: E402
 from course_lib.classifier import load_fashion_classifier  # noqa: E402
+from course_lib.inception import InceptionV3  # noqa: E402
 
 
 def timed(fn, repeats: int, *args):
@@ -133,13 +134,9 @@ def resize_rows(repeats: int) -> list[tuple]:
     return rows
 
 
-def _random_inception() -> fidlib.InceptionV3:
+def _random_inception() -> InceptionV3:
     """An InceptionV3 with random weights (its architecture without pretrained weights, for timing only)."""
-    model = fidlib.InceptionV3.__new__(fidlib.InceptionV3)
-    torch.nn.Module.__init__(model)
-    model.style = "pytorch-fid"
-    model._build()
-    return model.eval()
+    return InceptionV3(pretrained=False)
 
 
 def main() -> None:

@@ -7,9 +7,10 @@ FID and the Inception Score are usually computed with an ImageNet InceptionV3 (b
 and its softmax a *domain IS*. Numbers from it are comparable only with numbers from the same
 checkpoint; they are not the FID/IS of papers.
 
-Every extractor (this one and ``course_lib.fid.InceptionV3``) offers the same interface:
-``features(images) -> (N, D)`` and ``probs(images) -> (N, K)``, both float64 on the CPU, computed in
-batches without gradients.
+Every extractor (this one and ``course_lib.inception.InceptionV3``) offers the same interface:
+``features(images) -> (N, D)`` and ``probs(images) -> (N, K)``, both float64 CPU tensors (float64
+work happens on the CPU: Apple's MPS has none), computed in batches without gradients from images
+on any device.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_lib.metrics import check_images
+from course_lib.runtime import as_device, float64_cpu, full_precision
+from course_lib.training import train
+from course_lib.validation import check_choice, check_images, check_positive_int
 
 FASHION_MEAN, FASHION_STD = 0.2860, 0.3530  # mean and std of the training pixels
 
@@ -69,9 +72,12 @@ class FashionClassifier(nn.Module):
         return extract(self, images, "both", batch_size)
 
 
+EXTRACT_WHAT = ("features", "logits", "probs", "both")
+
+
 @torch.no_grad()
 def extract(model: FashionClassifier, images: torch.Tensor, what: str = "features",
-            batch_size: int = 500) -> torch.Tensor:
+            batch_size: int = 500) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Run the classifier in eval mode over ``images`` in batches.
 
     Args:
@@ -82,97 +88,122 @@ def extract(model: FashionClassifier, images: torch.Tensor, what: str = "feature
         batch_size: images per forward pass.
 
     Returns:
-        float64 tensor on the CPU (a tuple of two for ``"both"``).
+        A float64 CPU tensor (a tuple of two for ``"both"``): the network runs in float32 on its
+        device (even inside a bf16 autocast region), each batch's output is then moved to the CPU in
+        float64 (softmax included).
 
     Raises:
-        ValueError: for a wrong shape, NaN/inf, values outside [0, 1] or an unknown ``what``.
+        ValueError: for a wrong shape, an empty batch, NaN/inf, values outside [0, 1], an unknown
+            ``what`` or a ``batch_size`` that is not a positive int.
 
     Example:
         >>> extract(FashionClassifier(), torch.zeros(3, 1, 28, 28), "logits").shape
         torch.Size([3, 10])
     """
-    if what not in ("features", "logits", "probs", "both"):
-        raise ValueError(f"what must be 'features', 'logits', 'probs' or 'both', got {what!r}")
+    check_choice(what, "what", EXTRACT_WHAT)
     check_images(images, "images", shape=(1, 28, 28))
+    check_positive_int(batch_size, "batch_size")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     feats, outs = [], []
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device, torch.float32)
-        h = model.embed(x)
+        with full_precision(device):  # features for a measurement: float32 even under bf16 autocast
+            h = model.embed(x)
+            logits = model.head(h) if what != "features" else None
         if what in ("features", "both"):
-            feats.append(h.double().cpu())
-        if what != "features":
-            logits = model.head(h).double()
-            outs.append((logits if what == "logits" else torch.softmax(logits, dim=1)).cpu())
+            feats.append(float64_cpu(h))
+        if logits is not None:
+            logits = float64_cpu(logits)  # float64 only on the CPU (MPS has none)
+            outs.append(logits if what == "logits" else torch.softmax(logits, dim=1))
     model.train(was_training)
     if what == "both":
         return torch.cat(feats), torch.cat(outs)
     return torch.cat(feats if what == "features" else outs)
 
 
+def classification_objective(model: FashionClassifier, batch: tuple[torch.Tensor, torch.Tensor]) -> dict:
+    """``training.train``'s objective: the cross-entropy to minimise, and the batch's accuracy (logged).
+
+    Args:
+        model: the classifier.
+        batch: ``(images, labels)``, images (B, 1, 28, 28) in [0, 1], int64 labels (B,).
+
+    Returns:
+        ``{"loss": mean cross-entropy, "accuracy": fraction of correct argmax predictions}``, 0-dim tensors.
+
+    Example:
+        >>> x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+        >>> sorted(classification_objective(FashionClassifier().eval(), (x, y)))
+        ['accuracy', 'loss']
+    """
+    x, y = batch
+    logits = model(x)
+    return {"loss": nn.functional.cross_entropy(logits, y),
+            "accuracy": (logits.detach().argmax(1) == y).float().mean()}
+
+
 def train_classifier(model: FashionClassifier, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 4,
                      lr: float = 2e-3, batch_size: int = 128, seed: int = 0,
                      x_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
-                     device: torch.device | str = "cpu") -> dict[str, list[float]]:
-    """Train with Adam on the cross-entropy, the learning rate decayed by a cosine to 0.
+                     device: str | torch.device = "cpu", progress: bool = False) -> dict[str, list[float]]:
+    """Train with Adam on the cross-entropy, the learning rate decayed per step by a cosine to 0.
+
+    The loop is ``course_lib.training.train`` (tuple data ``(x, y)``, ``lr_schedule="cosine"``), which
+    seeds the global RNGs with ``seed`` as it documents. It runs in float32 (no mixed precision).
+    The model is left in eval mode.
 
     Args:
         model: the classifier, trained in place.
         x, y: images (N, 1, 28, 28) in [0, 1] and int64 labels (N,).
         epochs, lr, batch_size, seed: the recipe.
         x_val, y_val: optional validation set, evaluated after each epoch.
-        device: where to train.
+        device: where to train, a str or torch.device.
+        progress: show ``training.train``'s progress bars.
 
     Returns:
-        History: ``train_loss``, ``train_accuracy`` (and ``val_accuracy``) per epoch.
+        History, one value per epoch: ``train_loss``, ``train_accuracy`` (the running accuracy over the
+        epoch's batches), ``val_loss`` and ``val_accuracy`` when a validation set is given, and
+        ``epoch_seconds``.
 
     Raises:
-        ValueError: if x and y have different lengths.
+        ValueError: if x and y (or x_val and y_val) have different lengths, only one of x_val and
+            y_val is given, x is not a batch of images in [0, 1], or the recipe is invalid.
     """
+    check_images(x, "x", shape=(1, 28, 28))
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}")
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * ((x.shape[0] + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    history: dict[str, list[float]] = {"train_loss": [], "train_accuracy": []}
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(x.shape[0], generator=g)
-        total, correct, count = 0.0, 0, 0
-        for start in range(0, x.shape[0], batch_size):
-            idx = order[start:start + batch_size]
-            xb, yb = x[idx].to(device), y[idx].to(device)
-            logits = model(xb)
-            loss = nn.functional.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
-            count += len(idx)
-        history["train_loss"].append(total / count)
-        history["train_accuracy"].append(correct / count)
-        if x_val is not None and y_val is not None:
-            history.setdefault("val_accuracy", []).append(accuracy(model, x_val, y_val))
+    if (x_val is None) != (y_val is None):
+        raise ValueError("x_val and y_val must be given together")
+    val_data = None
+    if x_val is not None:
+        check_images(x_val, "x_val", shape=(1, 28, 28))
+        if x_val.shape[0] != y_val.shape[0]:
+            raise ValueError(f"x_val and y_val must have the same length, got {x_val.shape[0]} and {y_val.shape[0]}")
+        val_data = (x_val, y_val)
+    history = train(model, classification_objective, (x, y), epochs=epochs, lr=lr, batch_size=batch_size,
+                    val_data=val_data, lr_schedule="cosine", device=as_device(device), amp=False, seed=seed,
+                    progress=progress)
     model.eval()
     return history
 
 
 def accuracy(model: FashionClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of ``x`` whose most probable class is ``y``."""
+    """Fraction of ``x`` whose most probable class is ``y``.
+
+    Example:
+        >>> accuracy(FashionClassifier(), torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long)) in (0.0, 1.0)
+        True
+    """
     logits = extract(model, x, "logits")
     return float((logits.argmax(1) == y.cpu()).double().mean())
 
 
-def load_fashion_classifier(device: torch.device | str = "cpu") -> FashionClassifier:
-    """The shipped ``fashion_classifier`` checkpoint (hash-checked), in eval mode."""
+def load_fashion_classifier(device: str | torch.device = "cpu") -> FashionClassifier:
+    """The shipped ``fashion_classifier`` checkpoint (hash-checked), in eval mode, on ``device`` (a str or
+    torch.device)."""
     from course_lib.checkpoints import load_pretrained
 
-    model, _ = load_pretrained("fashion_classifier", device)
+    model, _ = load_pretrained("fashion_classifier", as_device(device))
     return model

@@ -1,4 +1,4 @@
-"""Frechet Inception Distance and Inception Score from scratch, and the feature extractors they need.
+"""Frechet Inception Distance and Inception Score from scratch.
 
 Book equations (fid) and (inception-score):
 
@@ -11,26 +11,22 @@ torch-fidelity (without its shuffle) on the same probabilities. Features come fr
 with the interface ``features(images) -> (N, D)``, ``probs(images) -> (N, K)``:
 
 - ``course_lib.classifier.FashionClassifier`` (shipped, offline): a *domain* FID and IS;
-- ``InceptionV3`` below: the network of pytorch-fid (TensorFlow's FID Inception), whose weights are
-  read from the torch hub cache under pytorch-fid's file name, a file you pass, or downloaded and
-  SHA-256-verified by ``course_lib.downloads``.
+- ``course_lib.inception.InceptionV3``: the network of pytorch-fid (TensorFlow's FID Inception), the
+  FID and IS of papers.
+
+Everything here computes in float64 on the CPU (``course_lib.runtime.float64_cpu``: Apple's MPS has
+no float64): inputs on any device are accepted, and every result is a float64 CPU tensor.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from course_lib import downloads
-from course_lib.metrics import check_images
-from course_lib.resizing import check_style, inception_input
+from course_lib.runtime import float64_cpu, num_threads
+from course_lib.validation import check_features, check_finite, check_positive_int
 
 # --------------------------------------------------------------------------------------------------
 # Frechet distance, book equation (fid)
@@ -38,30 +34,25 @@ from course_lib.resizing import check_style, inception_input
 
 
 def _as_float64(x, name: str) -> torch.Tensor:
+    """``x`` (a tensor or numpy array, real, finite) as a float64 CPU tensor."""
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     if x.is_complex():
         raise ValueError(f"{name} must be real, got a complex tensor")
-    x = x.detach().to(torch.float64)
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf")
+    x = float64_cpu(x)
+    check_finite(x, name)
     return x
 
 
 SMALL_DIM = 1024  # below this width, the eigendecompositions run on one thread
 
 
-@contextlib.contextmanager
-def _single_thread_below(limit: int, d: int | None = None):
-    old = torch.get_num_threads()
-    if d is None or d < limit:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+def _threads_for(d: int):
+    """One thread below ``SMALL_DIM`` (threaded LAPACK is slower on small matrices, much so on a busy
+    CPU), the current count otherwise; the count is restored on exit, even on error."""
+    return num_threads(1 if d < SMALL_DIM else None)
 
 
 def sqrtm_psd(sigma: torch.Tensor) -> torch.Tensor:
@@ -126,11 +117,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
     (rounding can make the distance of a Gaussian to itself -1e-12).
 
     Args:
-        mu1, mu2: means, shape (D,); torch tensors or numpy arrays.
+        mu1, mu2: means, shape (D,); torch tensors (on any device) or numpy arrays.
         sigma1, sigma2: covariances, shape (D, D), symmetric positive semi-definite.
 
     Returns:
-        0-dim float64 tensor >= 0 (the *squared* Frechet distance, as FID is reported).
+        0-dim float64 CPU tensor >= 0 (the *squared* Frechet distance, as FID is reported).
 
     Raises:
         ValueError: for mismatched shapes, non-square or non-symmetric covariances, NaN/inf, or a
@@ -156,24 +147,24 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
             raise ValueError(f"{name} must be symmetric (a covariance matrix)")
         # A covariance is PSD: a Cholesky factorisation (cheap) of sigma + tiny * I must succeed.
         jitter = 1e-9 * max(scale, 1e-300) * max(d, 1)
-        with _single_thread_below(SMALL_DIM, d):
-            info = torch.linalg.cholesky_ex((s + s.T) / 2 + jitter * torch.eye(d, dtype=s.dtype))[1]
+        with _threads_for(d):
+            info = torch.linalg.cholesky_ex((s + s.T) / 2 + jitter * torch.eye(d, dtype=s.dtype, device=s.device))[1]
         if info != 0:
             raise ValueError(f"{name} has a clearly negative eigenvalue: not a covariance matrix")
     diff = mu1 - mu2
-    with _single_thread_below(SMALL_DIM, d):  # threaded LAPACK is slower on small matrices (much, on a busy CPU)
+    with _threads_for(d):
         tr = trace_sqrt_product(sigma1, sigma2)
     return (diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr).clamp_min(0)
 
 
 def gaussian_statistics(features) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and *sample* covariance (divided by N - 1, as ``numpy.cov``) of features, float64.
+    """Mean and *sample* covariance (divided by N - 1, as ``numpy.cov``) of features, in float64.
 
     Args:
-        features: (N, D) with N >= 2, finite.
+        features: (N, D) with N >= 2, finite; a tensor on any device or a numpy array.
 
     Returns:
-        ``(mu, sigma)`` of shapes (D,) and (D, D).
+        ``(mu, sigma)`` of shapes (D,) and (D, D), float64 CPU tensors.
 
     Raises:
         ValueError: for a non-2-D input, fewer than two rows, or NaN/inf.
@@ -183,30 +174,21 @@ def gaussian_statistics(features) -> tuple[torch.Tensor, torch.Tensor]:
         >>> mu.tolist(), sigma.tolist()
         ([1.0, 2.0], [[2.0, 2.0], [2.0, 2.0]])
     """
-    x = _check_features(features, "features")
+    x = check_features(features, "features")
     mu = x.mean(dim=0)
     centred = x - mu
     return mu, centred.T @ centred / (x.shape[0] - 1)
-
-
-def _check_features(features, name: str) -> torch.Tensor:
-    x = _as_float64(features, name)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must have shape (N, D), got {tuple(x.shape)}")
-    if x.shape[0] < 2:
-        raise ValueError(f"{name} must hold at least two samples to estimate a covariance, got {x.shape[0]}")
-    return x
 
 
 def fid(real_features, fake_features) -> torch.Tensor:
     """FID between two feature sets, book equation (fid), from their means and sample covariances.
 
     Args:
-        real_features: (N_r, D) features of real images (N_r >= 2).
+        real_features: (N_r, D) features of real images (N_r >= 2), a tensor on any device or a numpy array.
         fake_features: (N_g, D) features of generated images, same width D.
 
     Returns:
-        0-dim float64 tensor >= 0. It is biased upwards at small N (see the chapter): compare
+        0-dim float64 CPU tensor >= 0. It is biased upwards at small N (see the chapter): compare
         numbers only at equal sample sizes and with the same extractor.
 
     Raises:
@@ -222,8 +204,46 @@ def fid(real_features, fake_features) -> torch.Tensor:
         >>> round(float(fid(a, b)), 1)  # ~ ||(2, 2, 2)||^2 = 12
         11.2
     """
-    real = _check_features(real_features, "real_features")
-    fake = _check_features(fake_features, "fake_features")
+    real, fake = _feature_pair(real_features, fake_features)
+    return frechet_distance(*gaussian_statistics(real), *gaussian_statistics(fake))
+
+
+def fid_terms(real_features, fake_features) -> tuple[torch.Tensor, torch.Tensor]:
+    """FID's two terms, book equation (fid): the mean term and the covariance term, which sum to FID.
+
+    mean term = ||mu_r - mu_g||^2 (where the features sit), covariance term =
+    Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) (how they spread); the Beyond FID chapter measures what each
+    one responds to.
+
+    Args:
+        real_features: (N_r, F) features of real images (N_r >= 2), a tensor on any device or a numpy array.
+        fake_features: (N_g, F) features of generated images, same width F.
+
+    Returns:
+        ``(mean_term, covariance_term)``: 0-dim float64 CPU tensors >= 0.
+
+    Raises:
+        ValueError: as :func:`fid`.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> a, b = torch.randn(500, 3, generator=g), 2 * torch.randn(500, 3, generator=g) + 1
+        >>> mean_term, cov_term = fid_terms(a, b)
+        >>> round(float(mean_term), 1), round(float(cov_term), 1)  # 3 * 1^2 and 3 * (2 - 1)^2 as N grows
+        (2.5, 2.6)
+        >>> bool(torch.isclose(mean_term + cov_term, fid(a, b)))
+        True
+    """
+    real, fake = _feature_pair(real_features, fake_features)
+    (mu_r, sigma_r), (mu_g, sigma_g) = gaussian_statistics(real), gaussian_statistics(fake)
+    # with equal means, the Frechet distance is the covariance term alone
+    return (mu_r - mu_g).pow(2).sum(), frechet_distance(mu_r, sigma_r, mu_r, sigma_g)
+
+
+def _feature_pair(real_features, fake_features) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both feature sets checked (as float64 CPU tensors of one width), with the small-N warning."""
+    real = check_features(real_features, "real_features")
+    fake = check_features(fake_features, "fake_features")
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"real_features and fake_features must have the same width D, "
                          f"got {real.shape[1]} and {fake.shape[1]}")
@@ -231,8 +251,8 @@ def fid(real_features, fake_features) -> torch.Tensor:
         if x.shape[0] < x.shape[1]:
             warnings.warn(f"{name} has {x.shape[0]} samples for {x.shape[1]} dimensions: its covariance is "
                           "singular and FID is strongly biased; use more samples than dimensions",
-                          UserWarning, stacklevel=2)
-    return frechet_distance(*gaussian_statistics(real), *gaussian_statistics(fake))
+                          UserWarning, stacklevel=3)
+    return real, fake
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,10 +264,10 @@ def probs_from_logits(logits) -> torch.Tensor:
     """Class probabilities p(y|x) = softmax(logits) in float64.
 
     Args:
-        logits: (N, K) finite.
+        logits: (N, K) finite, a tensor on any device or a numpy array.
 
     Returns:
-        (N, K) float64, rows summing to 1.
+        (N, K) float64 CPU tensor, rows summing to 1.
 
     Raises:
         ValueError: for a non-2-D input or NaN/inf.
@@ -256,18 +276,11 @@ def probs_from_logits(logits) -> torch.Tensor:
         >>> probs_from_logits(torch.zeros(1, 4)).tolist()
         [[0.25, 0.25, 0.25, 0.25]]
     """
-    x = _as_float64(logits, "logits")
-    if x.ndim != 2:
-        raise ValueError(f"logits must have shape (N, K), got {tuple(x.shape)}")
-    return torch.softmax(x, dim=1)
+    return torch.softmax(check_features(logits, "logits", min_samples=1), dim=1)
 
 
 def _check_probs(probs, splits) -> torch.Tensor:
-    p = _as_float64(probs, "probs")
-    if p.ndim != 2:
-        raise ValueError(f"probs must have shape (N, K), got {tuple(p.shape)}")
-    if p.shape[0] < 2:
-        raise ValueError(f"probs must hold at least two samples, got {p.shape[0]}")
+    p = check_features(probs, "probs", min_samples=2)
     if (p < 0).any():
         raise ValueError("probs has negative entries; pass probabilities (probs_from_logits turns logits into them)")
     sums = p.sum(dim=1)
@@ -275,7 +288,8 @@ def _check_probs(probs, splits) -> torch.Tensor:
         raise ValueError(f"probs rows must sum to 1 (got sums from {float(sums.min()):.4g} to "
                          f"{float(sums.max()):.4g}); "
                          "pass softmax probabilities, e.g. probs_from_logits(logits)")
-    if not isinstance(splits, int) or isinstance(splits, bool) or not 1 <= splits <= p.shape[0]:
+    check_positive_int(splits, "splits")
+    if splits > p.shape[0]:
         raise ValueError(f"splits must be an int from 1 to N = {p.shape[0]}, got {splits!r}")
     return p
 
@@ -286,6 +300,20 @@ def inception_score_splits(probs, splits: int = 10) -> torch.Tensor:
     Split i holds rows ``i * N // splits`` to ``(i + 1) * N // splits`` in the given order (the
     original code of Salimans et al. and torch-fidelity; torch-fidelity shuffles first, torchmetrics
     shuffles and uses ``torch.chunk``). 0 log 0 is taken as 0.
+
+    Args:
+        probs, splits: as ``inception_score``.
+
+    Returns:
+        (splits,) float64 CPU tensor, each score in [1, K].
+
+    Raises:
+        ValueError: as ``inception_score``.
+
+    Example:
+        >>> sure = torch.eye(2).repeat(2, 1)  # 4 images, each sure of its class
+        >>> inception_score_splits(torch.cat([sure, torch.full((4, 2), 0.5)]), splits=2).tolist()
+        [2.0, 1.0]
     """
     p = _check_probs(probs, splits)
     n = p.shape[0]
@@ -326,211 +354,5 @@ def inception_score(probs, splits: int = 10) -> tuple[float, float]:
     return float(scores.mean()), float(scores.std(correction=0))
 
 
-# --------------------------------------------------------------------------------------------------
-# InceptionV3 of pytorch-fid (TensorFlow's FID Inception)
-# --------------------------------------------------------------------------------------------------
-
-FID_WEIGHTS_FILE = downloads.FID_INCEPTION  # "pt_inception-2015-12-05-6726825d.pth", pytorch-fid's release
-FID_WEIGHTS_URL = downloads.PINNED[FID_WEIGHTS_FILE].url
-INCEPTION_SIZE = 299
-
-
-class InceptionWeightsNotFoundError(FileNotFoundError):
-    """The FID Inception weights are not on this machine and could not be downloaded."""
-
-
-def inception_weights_path() -> Path:
-    """Where the FID Inception weights are expected: ``torch.hub.get_dir()/checkpoints/<pytorch-fid's file>``.
-
-    Example:
-        >>> inception_weights_path().name
-        'pt_inception-2015-12-05-6726825d.pth'
-    """
-    return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
-
-
-def inception_available() -> bool:
-    """True when ``inception_weights_path()`` exists, i.e. ``InceptionV3()`` works offline."""
-    return inception_weights_path().is_file()
-
-
-def _pool(x: torch.Tensor, kind: str) -> torch.Tensor:
-    if kind == "max":
-        return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
-    # TensorFlow's average pool ignores the zero padding (torchvision's counts it).
-    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
-
-
-def _make_blocks():
-    from torchvision.models import inception as tv
-
-    class FIDInceptionA(tv.InceptionA):
-        def forward(self, x):
-            b1 = self.branch1x1(x)
-            b5 = self.branch5x5_2(self.branch5x5_1(x))
-            b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-            return torch.cat([b1, b5, b3, self.branch_pool(_pool(x, "avg"))], 1)
-
-    class FIDInceptionC(tv.InceptionC):
-        def forward(self, x):
-            b1 = self.branch1x1(x)
-            b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-            d = x
-            for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
-                          self.branch7x7dbl_5):
-                d = layer(d)
-            return torch.cat([b1, b7, d, self.branch_pool(_pool(x, "avg"))], 1)
-
-    class FIDInceptionE(tv.InceptionE):
-        def __init__(self, in_channels, pool_kind):
-            super().__init__(in_channels)
-            self.pool_kind = pool_kind
-
-        def forward(self, x):
-            b1 = self.branch1x1(x)
-            b3 = self.branch3x3_1(x)
-            b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
-            d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-            d = torch.cat([self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d)], 1)
-            # The FID Inception max-pools in its last block (the paper and torchvision average).
-            return torch.cat([b1, b3, d, self.branch_pool(_pool(x, self.pool_kind))], 1)
-
-    return FIDInceptionA, FIDInceptionC, FIDInceptionE
-
-
-class InceptionV3(nn.Module):
-    """The FID InceptionV3 of pytorch-fid: pool3 features (2048-d) for FID, 1008-way logits for IS.
-
-    Layers and state-dict keys are those of ``pytorch_fid.inception.fid_inception_v3()`` (torchvision's
-    ``Inception3`` with the blocks patched as TensorFlow computes them), so pytorch-fid's weight file
-    loads as is. Inputs in [0, 1], (N, 1 or 3, H, W): a grayscale image is repeated to 3 channels,
-    every image is resized to 299x299 bilinearly (``align_corners=False``, no antialiasing, as
-    pytorch-fid) and scaled to [-1, 1].
-
-    Args:
-        weights: a state-dict file; default: ``inception_weights_path()`` (the torch hub cache under
-            ``$TORCH_HOME``), then a download from pytorch-fid's release when ``download``.
-        download: allow the download when the file is not cached: ``course_lib.downloads.ensure``, which
-            checks the pinned SHA-256 and size and never leaves a partial file in the cache
-            (``$COURSE_WEIGHTS_MIRROR`` selects a mirror).
-        style: the input resizing and scaling, ``"pytorch-fid"`` (default, that of the reference
-            features) or another of ``course_lib.resizing.RESIZE_STYLES`` to measure what it changes.
-
-    Raises:
-        InceptionWeightsNotFoundError: when the weights are absent and cannot be downloaded, or the
-            download is refused (wrong hash, truncated); the message names the expected file (and
-            hash). Random weights are never used in their place.
-        ValueError: for a ``style`` not in ``RESIZE_STYLES``.
-
-    Example:
-        >>> InceptionV3(weights="/nonexistent.pth")  # doctest: +IGNORE_EXCEPTION_DETAIL
-        Traceback (most recent call last):
-        course_lib.fid.InceptionWeightsNotFoundError: weights='/nonexistent.pth' does not exist
-    """
-
-    feature_dim, num_classes = 2048, 1008
-
-    def __init__(self, weights: str | os.PathLike | None = None, download: bool = True, style: str = "pytorch-fid"):
-        super().__init__()
-        check_style(style)  # before the weights are read: a typo should not cost a download
-        self.style = style
-        state = _load_inception_state(weights, download)
-        self._build()
-        self.load_state_dict(state)
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    def _build(self):
-        from torchvision.models.inception import BasicConv2d, InceptionB, InceptionD
-
-        fid_a, fid_c, fid_e = _make_blocks()
-        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
-        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
-        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
-        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
-        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
-        self.Mixed_5b = fid_a(192, pool_features=32)
-        self.Mixed_5c = fid_a(256, pool_features=64)
-        self.Mixed_5d = fid_a(288, pool_features=64)
-        self.Mixed_6a = InceptionB(288)
-        self.Mixed_6b = fid_c(768, channels_7x7=128)
-        self.Mixed_6c = fid_c(768, channels_7x7=160)
-        self.Mixed_6d = fid_c(768, channels_7x7=160)
-        self.Mixed_6e = fid_c(768, channels_7x7=192)
-        self.Mixed_7a = InceptionD(768)
-        self.Mixed_7b = fid_e(1280, "avg")
-        self.Mixed_7c = fid_e(2048, "max")
-        self.fc = nn.Linear(2048, self.num_classes)
-
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 1 or 3, H, W) in [0, 1] -> (N, 3, 299, 299) network input, resized as ``self.style``."""
-        return inception_input(images, self.style, INCEPTION_SIZE)
-
-    def pool3(self, x: torch.Tensor) -> torch.Tensor:
-        """pool3 features (N, 2048) of preprocessed inputs (N, 3, 299, 299) in [-1, 1]."""
-        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
-        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
-        for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
-            x = getattr(self, f"Mixed_{name}")(x)
-        return F.adaptive_avg_pool2d(x, 1).flatten(1)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits (N, 1008) of images in [0, 1]."""
-        return self.fc(self.pool3(self.preprocess(images)))
-
-    @torch.no_grad()
-    def _run(self, images: torch.Tensor, what: str, batch_size: int) -> torch.Tensor:
-        check_images(images, "images")
-        device = self.fc.weight.device
-        out = []
-        for start in range(0, images.shape[0], batch_size):
-            x = self.preprocess(images[start:start + batch_size].to(device, torch.float32))
-            h = self.pool3(x)
-            if what == "probs":
-                h = torch.softmax(self.fc(h).double(), dim=1)
-            out.append(h.double().cpu())
-        return torch.cat(out)
-
-    def features(self, images: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
-        """pool3 features (N, 2048) float64 of images (N, 1 or 3, H, W) in [0, 1]."""
-        return self._run(images, "features", batch_size)
-
-    def probs(self, images: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
-        """Softmax of the 1008 logits (N, 1008) float64, for the Inception Score."""
-        return self._run(images, "probs", batch_size)
-
-
-def _load_inception_state(weights, download: bool) -> dict:
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise InceptionWeightsNotFoundError(f"weights={str(path)!r} does not exist")
-        return torch.load(path, map_location="cpu", weights_only=True)
-    path = inception_weights_path()
-    if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    how = (f"the FID Inception weights are expected at {path} (torch hub cache; set TORCH_HOME to look "
-           f"elsewhere). Download {FID_WEIGHTS_URL} on a machine with internet and copy it there, or pass "
-           f"weights=<path to the file>, or set {downloads.MIRROR_ENV} to a server or folder that holds it.")
-    if not download:
-        raise InceptionWeightsNotFoundError(how)
-    try:
-        path = downloads.ensure(FID_WEIGHTS_FILE, progress=True)  # pinned SHA-256 and size, verified
-    except downloads.WeightsDownloadError as err:  # offline (URLError), HTTP error, truncated, wrong hash
-        raise InceptionWeightsNotFoundError(f"{how} (download failed: {err})") from err
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def domain_extractor(device: torch.device | str = "cpu"):
-    """The shipped Fashion-MNIST classifier (``fashion_classifier``), the offline extractor."""
-    from course_lib.classifier import load_fashion_classifier
-
-    return load_fashion_classifier(device)
-
-
 __all__ = ["frechet_distance", "fid", "gaussian_statistics", "inception_score", "inception_score_splits",
-           "probs_from_logits", "sqrtm_psd", "trace_sqrt_product", "InceptionV3", "InceptionWeightsNotFoundError",
-           "inception_weights_path", "inception_available", "domain_extractor"]
+           "probs_from_logits", "sqrtm_psd", "trace_sqrt_product"]

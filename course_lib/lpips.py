@@ -15,13 +15,17 @@ cache (``torch.hub.get_dir()/checkpoints``, i.e. ``$TORCH_HOME/hub/checkpoints``
 torchvision's file names. They can also be given as a file, or downloaded when online (by
 ``course_lib.downloads``, which verifies the SHA-256 prefix torchvision publishes). When
 they are missing, ``BackboneWeightsNotFoundError`` says which file is expected where; random
-weights are never substituted unless you ask for them with ``random_backbone=True`` (tests only).
+weights are never substituted unless you ask for them with ``pretrained=False`` (tests only).
+
+The distance is a measurement: it runs in float32 (the module's dtype) even inside a mixed-precision
+autocast region (``course_lib.runtime.full_precision``), so it gives the same numbers everywhere.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +33,16 @@ import torch
 from torch import nn
 
 from course_lib import downloads
-from course_lib.metrics import check_finite_pair
+from course_lib.runtime import full_precision
+from course_lib.validation import (
+    ROUND_OFF,
+    check_choice,
+    check_finite,
+    check_finite_pair,
+    check_range,
+    check_same_shape,
+    check_tensor,
+)
 
 # The lpips package's ScalingLayer: ImageNet's mean and std, expressed for inputs in [-1, 1].
 SHIFT = (-0.030, -0.088, -0.188)
@@ -114,36 +127,54 @@ class LPIPS(nn.Module):
             ``course_lib.downloads.ensure`` (SHA-256 prefix verified, no partial file left in the cache;
             ``$COURSE_WEIGHTS_MIRROR`` selects a mirror).
         linear_weights: the lpips linear-layer file; default: the one the ``lpips`` package ships.
-        random_backbone: FOR TESTS ONLY: use a randomly initialised backbone (the distance is then
-            meaningless). Never done unless asked.
+        pretrained: ``True`` (default): the backbone's ImageNet weights, as above. ``False``: FOR TESTS
+            AND TIMING ONLY, a randomly initialised backbone (the distance is then meaningless; the
+            ``lpips`` package calls this ``pnet_rand=True``); no file is read for it. Never done unless
+            asked. The learned linear weights are loaded either way.
+        normalize: the default input convention of ``forward``: ``False`` (as the ``lpips`` package
+            and torchmetrics) for inputs in [-1, 1]; ``True`` for images in [0, 1], which are mapped
+            to [-1, 1] by 2 x - 1 first. ``forward(x, y, normalize=...)`` overrides it per call.
 
     Shapes:
-        ``forward(x, y)``: x, y of shape (N, 3, H, W), values in [-1, 1], H, W >= a minimum size
-        (31 for alex, 16 for vgg, 17 for squeeze); returns (N,) non-negative distances (0 iff the
-        features agree), in the module's dtype (float32 unless converted).
+        ``forward(x, y)``: x, y of shape (N, 3, H, W), values in [-1, 1] (in [0, 1] with
+        ``normalize=True``), H, W >= a minimum size (31 for alex, 16 for vgg, 17 for squeeze);
+        returns (N,) non-negative distances (0 iff the features agree), on the module's device, in
+        its dtype (float32 unless converted), differentiable (usable as a loss).
 
     Raises:
-        ValueError: for an unknown ``net``.
+        ValueError: for an unknown ``net``; in ``forward``, for inputs of the wrong shape, NaN/inf,
+            or values outside [-1, 1] (outside [0, 1] with ``normalize=True``) beyond float round-off.
         BackboneWeightsNotFoundError: if the backbone weights are absent and cannot be downloaded, or
             the download is refused (wrong hash, truncated); the message names the expected file.
 
+    Warns:
+        UserWarning: in ``forward`` with ``normalize=False``, when both inputs lie entirely in [0, 1]:
+            they are probably [0, 1] images, for which ``normalize=True`` is right.
+
     Example:
-        >>> metric = LPIPS("squeeze", random_backbone=True)  # random weights: for this example only
+        >>> metric = LPIPS("squeeze", pretrained=False)  # random backbone: for this example only
         >>> x = torch.rand(2, 3, 32, 32) * 2 - 1
         >>> d = metric(x, x.flip(-1)); d.shape, bool((d > 0).all()), float(metric(x, x).abs().max())
         (torch.Size([2]), True, 0.0)
+        >>> images = (x + 1) / 2  # the same pictures in [0, 1]
+        >>> bool(torch.allclose(metric(images, images.flip(-1), normalize=True), d))
+        True
     """
 
     def __init__(self, net: str = "alex", backbone_weights: str | os.PathLike | None = None,
                  download: bool = True, linear_weights: str | os.PathLike | None = None,
-                 random_backbone: bool = False):
+                 pretrained: bool = True, normalize: bool = False):
         super().__init__()
         _check_net(net)
+        _check_normalize(normalize)
         spec = BACKBONES[net]
         self.net = net
+        self.normalize = normalize
         self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
-        features = _build_features(spec, net, backbone_weights, download, random_backbone)
+        if not isinstance(pretrained, bool):
+            raise ValueError(f"pretrained must be True or False, got {pretrained!r}")
+        features = _build_features(spec, net, backbone_weights, download, random_backbone=not pretrained)
         starts = (0, *spec.cuts[:-1])
         self.slices = nn.ModuleList(nn.Sequential(*features[a:b]) for a, b in zip(starts, spec.cuts, strict=True))
         for p in self.slices.parameters():
@@ -163,47 +194,63 @@ class LPIPS(nn.Module):
     def min_size(self) -> int:
         return BACKBONES[self.net].min_size
 
-    def layer_distances(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
-        """The per-layer terms of equation (lpips), each of shape (N,); their sum is ``forward``."""
-        _check_inputs(x, y, self.min_size)
+    def layer_distances(self, x: torch.Tensor, y: torch.Tensor, normalize: bool | None = None) -> list[torch.Tensor]:
+        """The per-layer terms of equation (lpips), each of shape (N,); their sum is ``forward``.
+
+        ``normalize``: ``None`` uses the module's; see the class docstring.
+        """
+        normalize = self.normalize if normalize is None else normalize
+        _check_normalize(normalize)
+        _check_inputs(x, y, self.min_size, normalize)
+        if normalize:  # [0, 1] images -> [-1, 1], as lpips.LPIPS(normalize=True) and torchmetrics
+            x, y = 2 * x - 1, 2 * y - 1
         dtype = self.shift.dtype
-        hx, hy = ((t.to(dtype) - self.shift) / self.scale for t in (x, y))
         out = []
-        for k, block in enumerate(self.slices):  # layer by layer: only one layer's features are kept
-            hx, hy = block(hx), block(hy)
-            fx, fy = (h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS) for h in (hx, hy))  # unit norm
-            out.append(((fx - fy).pow(2) * getattr(self, f"lin{k}")).sum(dim=1).mean(dim=(1, 2)))
+        with full_precision(x.device):  # a measurement: bf16 autocast would move it by about 1e-2
+            hx, hy = ((t.to(dtype) - self.shift) / self.scale for t in (x, y))
+            for k, block in enumerate(self.slices):  # layer by layer: only one layer's features are kept
+                hx, hy = block(hx), block(hy)
+                fx, fy = (h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS) for h in (hx, hy))  # unit norm
+                out.append(((fx - fy).pow(2) * getattr(self, f"lin{k}")).sum(dim=1).mean(dim=(1, 2)))
         return out
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, normalize: bool | None = None) -> torch.Tensor:
         """One LPIPS distance per image pair, shape (N,); see the class docstring."""
-        return torch.stack(self.layer_distances(x, y)).sum(dim=0)
+        return torch.stack(self.layer_distances(x, y, normalize)).sum(dim=0)
 
 
 def _check_net(net: str) -> None:
-    if net not in BACKBONES:
-        raise ValueError(f"net must be one of {sorted(BACKBONES)}, got {net!r}")
+    check_choice(net, "net", sorted(BACKBONES))
 
 
-def _check_inputs(x: torch.Tensor, y: torch.Tensor, min_size: int) -> None:
+def _check_normalize(normalize) -> None:
+    if not isinstance(normalize, bool):
+        raise ValueError(f"normalize must be True or False, got {normalize!r}")
+
+
+def _check_inputs(x: torch.Tensor, y: torch.Tensor, min_size: int, normalize: bool) -> None:
+    """Shapes, then values (the input convention), then the backbone's minimum size."""
     for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        check_tensor(t, name, floating=True)
         if t.ndim != 4 or t.shape[1] != 3:
             raise ValueError(f"{name} must have shape (N, 3, H, W) (RGB; repeat a grayscale image "
                              f"with .expand(-1, 3, -1, -1)), got {tuple(t.shape)}")
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    check_same_shape(x, y)
+    for name, t in (("x", x), ("y", y)):
+        check_finite(t.detach(), name)
+        if normalize:
+            check_range(t.detach(), name, 0.0, 1.0, "; with normalize=True LPIPS expects images in [0, 1]")
+        else:
+            check_range(t.detach(), name, -1.0, 1.0, "; LPIPS expects 2 * image - 1 for images in [0, 1] "
+                                                     "(or pass normalize=True)")
+    # Images in [0, 1] given as if they were in [-1, 1] use half the range: legal, almost surely a mistake.
+    if not normalize and min(float(x.detach().min()), float(y.detach().min())) >= -ROUND_OFF:
+        warnings.warn("x and y are both entirely in [0, 1], but LPIPS expects inputs in [-1, 1]: pass "
+                      "normalize=True for images in [0, 1] (or map them by 2 * image - 1)",
+                      UserWarning, stacklevel=3)
     if min(x.shape[-2:]) < min_size:
         raise ValueError(f"x and y must be at least {min_size}x{min_size} pixels for this backbone, "
                          f"got {tuple(x.shape[-2:])}")
-    for name, t in (("x", x), ("y", y)):
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or inf")
-        low, high = float(t.detach().min()), float(t.detach().max())
-        if low < -1 or high > 1:
-            raise ValueError(f"{name} has values in [{low:.4g}, {high:.4g}], outside [-1, 1]; "
-                             "LPIPS expects 2 * image - 1 for images in [0, 1]")
 
 
 def _build_features(spec: Backbone, net: str, backbone_weights, download: bool, random_backbone: bool) -> nn.Module:
@@ -256,7 +303,7 @@ def feature_distance(blocks, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y: inputs of the first block, same shape (N, ...), finite.
 
     Returns:
-        (N,) non-negative distances, 0 for identical inputs.
+        (N,) non-negative distances, 0 for identical inputs, computed without autocast.
 
     Raises:
         ValueError: if ``blocks`` is empty, or x and y differ in shape or hold NaN/inf.
@@ -274,8 +321,9 @@ def feature_distance(blocks, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     n = x.shape[0]
     h = torch.cat([x, y])
     total = torch.zeros(n, dtype=h.dtype, device=h.device)
-    for block in blocks:
-        h = block(h)
-        f = h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS)
-        total = total + (f[:n] - f[n:]).pow(2).sum(dim=1).mean(dim=(1, 2))
+    with full_precision(h.device):  # a measurement: the same numbers inside a bf16 autocast region
+        for block in blocks:
+            h = block(h)
+            f = h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS)
+            total = total + (f[:n] - f[n:]).pow(2).sum(dim=1).mean(dim=(1, 2))
     return total

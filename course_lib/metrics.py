@@ -1,15 +1,26 @@
 """Image-quality metrics, functional API in the style of torchmetrics.functional.
 
-Inputs are batches (N, C, H, W); each metric gives one value per image pair with
-``reduction="none"``, or their mean.
+Inputs are batches (N, C, H, W) on any device; each metric gives one value per image pair with
+``reduction="none"``, or their mean. PSNR and SSIM accumulate in float64, which happens on the CPU
+(``course_lib.runtime.float64_cpu``; Apple's MPS has no float64): their results are float64 CPU
+tensors, detached (these are measurements, not training losses). Inputs are checked by
+``course_lib.validation.check_image_pair``: values within float round-off of [0, data_range] are
+accepted as they are (nothing is clipped), and [0, 1] images passed with ``data_range=255`` warn.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+
+from course_lib.runtime import float64_cpu
+from course_lib.validation import (
+    check_choice,
+    check_finite_pair,
+    check_image_pair,
+    check_positive,
+    check_positive_int,
+)
 
 REDUCTIONS = ("mean", "none")
 
@@ -22,17 +33,22 @@ def psnr(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, red
     not hide behind good ones. An image equal to its target has MSE 0 and PSNR +inf.
 
     Args:
-        preds: images, shape (N, C, H, W), values in [0, data_range].
+        preds: images, shape (N, C, H, W) with N >= 1, values in [0, data_range], on any device.
         target: reference images, same shape.
         data_range: MAX, the largest possible value (1.0 for [0, 1] images, 255 for uint8).
         reduction: ``"mean"`` (a scalar) or ``"none"`` (shape (N,)).
 
     Returns:
-        PSNR in decibels, float64.
+        PSNR in decibels, a float64 CPU tensor.
 
     Raises:
-        ValueError: for different shapes, a non-4-D input, NaN/inf values, values outside
-            [0, data_range], a non-positive ``data_range`` or an unknown ``reduction``.
+        ValueError: for different shapes, a non-4-D or empty input, NaN/inf values, values outside
+            [0, data_range] (beyond float round-off), a non-positive ``data_range`` or an unknown
+            ``reduction``.
+
+    Warns:
+        UserWarning: for images all in [0, 1] with ``data_range`` > 1 (the PSNR would be inflated
+            by 20 log10(data_range)).
 
     Example:
         >>> target = torch.zeros(1, 1, 2, 2); preds = torch.full((1, 1, 2, 2), 0.1)
@@ -41,71 +57,14 @@ def psnr(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, red
     """
     check_image_pair(preds, target, data_range)
     _check_reduction(reduction)
-    diff = preds.double() - target.double()
+    diff = float64_cpu(preds) - float64_cpu(target)
     mse = diff.pow(2).flatten(1).mean(dim=1)
     values = 10 * torch.log10(data_range**2 / mse)
     return values if reduction == "none" else values.mean()
 
 
-def check_images(images: torch.Tensor, name: str = "images", channels: tuple[int, ...] = (1, 3),
-                 shape: tuple[int, int, int] | None = None) -> None:
-    """Raise ValueError unless ``images`` is a finite (N, C, H, W) tensor with N >= 1, C in ``channels``,
-    (C, H, W) equal to ``shape`` when given, and values in [0, 1]; the message names ``name``."""
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
-    if shape is not None and (images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape)):
-        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
-    if images.ndim != 4 or images.shape[1] not in channels:
-        allowed = " or ".join(map(str, channels))
-        raise ValueError(f"{name} must have shape (N, {allowed}, H, W), got {tuple(images.shape)}")
-    if images.shape[0] == 0:
-        raise ValueError(f"{name} is empty (N = 0)")
-    if not torch.isfinite(images).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    low, high = float(images.min()), float(images.max())
-    if low < 0 or high > 1:
-        raise ValueError(f"{name} has values in [{low:.4g}, {high:.4g}], outside [0, 1]")
-
-
-def check_image_pair(preds: torch.Tensor, target: torch.Tensor, data_range: float) -> None:
-    """Raise ValueError unless ``preds`` and ``target`` are equal-shape finite (N, C, H, W)
-    batches with values in [0, data_range]."""
-    for name, x in (("preds", preds), ("target", target)):
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim != 4:
-            raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
-    if preds.shape != target.shape:
-        raise ValueError(
-            f"preds and target must have the same shape, got {tuple(preds.shape)} and {tuple(target.shape)}"
-        )
-    if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
-        raise ValueError(f"data_range must be a positive number, got {data_range!r}")
-    for name, x in (("preds", preds), ("target", target)):
-        if not torch.isfinite(x).all():
-            raise ValueError(f"{name} contains NaN or inf")
-        low, high = float(x.min()), float(x.max())
-        if low < 0 or high > data_range:
-            raise ValueError(
-                f"{name} has values in [{low:.4g}, {high:.4g}], outside [0, data_range={data_range}]; "
-                "rescale the images or pass the right data_range"
-            )
-
-
-def check_finite_pair(x: torch.Tensor, y: torch.Tensor) -> None:
-    """Raise ValueError unless ``x`` and ``y`` are finite tensors of the same shape."""
-    for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or inf")
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-
-
 def _check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    check_choice(reduction, "reduction", REDUCTIONS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,7 +74,8 @@ def _check_reduction(reduction: str) -> None:
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
-def gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64, device=None) -> torch.Tensor:
+def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float64,
+                    device: str | torch.device | None = None) -> torch.Tensor:
     """The 1-D Gaussian weights of SSIM's window, summing to 1 (as ``scipy.ndimage`` truncates them).
 
     The 2-D window is the outer product ``w[:, None] * w[None, :]``; SSIM filters with it separably.
@@ -123,6 +83,7 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64, dev
     Args:
         size: odd number of taps (11 for the standard SSIM window).
         sigma: standard deviation in pixels (1.5).
+        dtype, device: of the result (float64 on the CPU by default).
 
     Returns:
         Shape (size,), positive, sums to 1.
@@ -135,10 +96,8 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64, dev
         >>> w.shape, round(float(w.sum()), 12), bool(w[5] == w.max())
         (torch.Size([11]), 1.0, True)
     """
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1 or size % 2 == 0:
-        raise ValueError(f"size must be a positive odd int, got {size!r}")
-    if not (isinstance(sigma, (int, float)) and sigma > 0):
-        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    _check_odd(size, "size")
+    check_positive(sigma, "sigma")
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     w = torch.exp(-0.5 * (x / sigma) ** 2)
     return (w / w.sum()).to(dtype=dtype, device=device)
@@ -161,7 +120,7 @@ def ssim_terms(
         k1, k2: the stabilising constants' factors.
 
     Returns:
-        ``(l, c, s)``: 0-dim float64 tensors; l, c in (0, 1], s in [-1, 1]; l * c * s is SSIM.
+        ``(l, c, s)``: 0-dim float64 CPU tensors; l, c in (0, 1], s in [-1, 1]; l * c * s is SSIM.
 
     Raises:
         ValueError: if shapes differ, values are not finite, or ``data_range`` is not positive.
@@ -172,15 +131,14 @@ def ssim_terms(
         [1.0, 1.0, 1.0]
     """
     check_finite_pair(x, y)
-    if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
-        raise ValueError(f"data_range must be a positive number, got {data_range!r}")
-    x, y = x.double().flatten(), y.double().flatten()
+    check_positive(data_range, "data_range")
+    x, y = float64_cpu(x).flatten(), float64_cpu(y).flatten()
     if weights is None:
         w = torch.full_like(x, 1 / x.numel())
     else:
         if weights.shape != x.shape and weights.numel() != x.numel():
             raise ValueError(f"weights must have the window's shape, got {tuple(weights.shape)}")
-        w = weights.double().flatten().to(x.device)
+        w = float64_cpu(weights).flatten()
         if (w < 0).any() or w.sum() <= 0:
             raise ValueError("weights must be non-negative with a positive sum")
         w = w / w.sum()
@@ -216,12 +174,12 @@ def ssim_components(
         k1, k2: C1 = (k1 L)^2, C2 = (k2 L)^2, C3 = C2 / 2.
 
     Returns:
-        A dict of float64 maps, each of shape (N, C, H - kernel_size + 1, W - kernel_size + 1):
+        A dict of float64 CPU maps, each of shape (N, C, H - kernel_size + 1, W - kernel_size + 1):
         ``"luminance"`` (ssim-l) in (0, 1], ``"contrast"`` (ssim-c) in (0, 1], ``"structure"``
         (ssim-s) in [-1, 1], and ``"ssim"`` = their product (ssim), in [-1, 1].
 
     Raises:
-        ValueError: as ``check_image_pair``, or for an image smaller than the window.
+        ValueError: as ``course_lib.validation.check_image_pair``, or for an image smaller than the window.
 
     Example:
         >>> x = torch.rand(2, 3, 16, 20)
@@ -229,7 +187,8 @@ def ssim_components(
         >>> maps["ssim"].shape, bool(torch.allclose(maps["ssim"], torch.ones(1, dtype=torch.float64)))
         (torch.Size([2, 3, 6, 10]), True)
     """
-    _check_window(preds, target, data_range, kernel_size)
+    check_image_pair(preds, target, data_range)
+    _check_window(preds, kernel_size)
     mu_x, mu_y, var_x, var_y, cov = _local_statistics(preds, target, kernel_size, sigma)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     c3 = c2 / 2
@@ -263,11 +222,16 @@ def ssim(
         kernel_size, sigma, k1, k2: see ``ssim_components``.
 
     Returns:
-        SSIM in [-1, 1] (1 for identical images), float64.
+        SSIM in [-1, 1] (1 for identical images), a float64 CPU tensor.
 
     Raises:
-        ValueError: for different shapes, a non-4-D input, NaN/inf, values outside [0, data_range],
-            a non-positive ``data_range``, an image smaller than the window or an unknown ``reduction``.
+        ValueError: for different shapes, a non-4-D or empty input, NaN/inf, values outside
+            [0, data_range] (beyond float round-off), a non-positive ``data_range``, an image smaller
+            than the window or an unknown ``reduction``.
+
+    Warns:
+        UserWarning: for images all in [0, 1] with ``data_range`` > 1 (the constants C1, C2 would
+            then be far too large).
 
     Example:
         >>> target = torch.rand(4, 3, 32, 48, generator=torch.Generator().manual_seed(0))
@@ -277,7 +241,8 @@ def ssim(
         torch.Size([4])
     """
     _check_reduction(reduction)
-    _check_window(preds, target, data_range, kernel_size)
+    check_image_pair(preds, target, data_range)
+    _check_window(preds, kernel_size)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     values = []
     for mu_x, mu_y, var_x, var_y, cov in _local_statistics_chunks(preds, target, kernel_size, sigma):
@@ -287,10 +252,15 @@ def ssim(
     return values if reduction == "none" else values.mean()
 
 
-def _check_window(preds, target, data_range, kernel_size) -> None:
-    check_image_pair(preds, target, data_range)
-    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+def _check_odd(value, name: str) -> None:
+    check_positive_int(value, name)
+    if value % 2 == 0:
+        raise ValueError(f"{name} must be a positive odd int, got {value!r}")
+
+
+def _check_window(preds, kernel_size) -> None:
+    """The image pair is checked already; the window must be odd and fit inside the images."""
+    _check_odd(kernel_size, "kernel_size")
     h, w = preds.shape[-2:]
     if h < kernel_size or w < kernel_size:
         raise ValueError(f"preds and target must be at least {kernel_size}x{kernel_size} pixels "
@@ -330,16 +300,16 @@ def _filter_last_dim(stack: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
 
 def _local_statistics_chunks(preds, target, kernel_size, sigma):
     """Yield, chunk of images by chunk, the Gaussian-weighted local mu_x, mu_y, sigma_x^2, sigma_y^2,
-    sigma_xy on the valid windows, float64, each of shape (n, C, H - k + 1, W - k + 1).
+    sigma_xy on the valid windows, float64 on the CPU, each of shape (n, C, H - k + 1, W - k + 1).
 
     The separable filter is applied along W, then along H, to a chunk of about ``_CHUNK_BYTES`` of
     statistics at once, so that the work stays in the CPU's cache (on 32 colour 256x256 images, about
     twice as fast as the whole batch at once).
     """
-    win = gaussian_window(kernel_size, sigma, device=preds.device)
+    win = gaussian_window(kernel_size, sigma)  # float64 on the CPU, where the statistics are computed
     chunk = max(1, _CHUNK_BYTES // (5 * preds[0].numel() * 8))
     for start in range(0, len(preds), chunk):
-        x, y = preds[start:start + chunk].double(), target[start:start + chunk].double()
+        x, y = float64_cpu(preds[start:start + chunk]), float64_cpu(target[start:start + chunk])
         stack = torch.stack([x, y, x * x, y * y, x * y])  # (5, n, C, H, W): one pass filters all five
         stack = _filter_last_dim(stack, win)
         mu_x, mu_y, e_xx, e_yy, e_xy = _filter_last_dim(stack.transpose(-1, -2), win).transpose(-1, -2)

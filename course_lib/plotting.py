@@ -1,14 +1,22 @@
-"""Plot helpers shared by the chapters: image grids, training curves, 2-D latent scatters.
+"""Plot helpers shared by the chapters: image grids, training curves, 2-D latent scatters,
+2-D samples and log-densities.
 
 Every helper draws on a matplotlib ``Axes`` (made if not given) and returns it, with a
-title, axis labels and a legend where the plot has several series.
+title, axis labels and a legend where the plot has several series. Plotting lives here only:
+the numbers a plot shows (e.g. a log-density on a grid, ``course_lib.toy_data.log_density_grid``)
+are computed elsewhere.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+from course_lib.toy_data import log_density_grid
+from course_lib.validation import check_points
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1) -> np.ndarray:
@@ -97,6 +105,84 @@ def plot_latent_scatter(codes: torch.Tensor, labels: torch.Tensor, class_names=N
     ax.legend(markerscale=4, fontsize=8, loc="best")
     return ax
 
+
+
+def plot_samples(
+    samples: torch.Tensor, *, label: str, title: str | None = None, ax=None, color=None, s: float = 2.0,
+    alpha: float = 0.5, xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None,
+):
+    """Scatter 2-D points (N, 2) with a legend entry ``label``; call again on ``ax`` to overlay.
+
+    ``title`` is set when given; otherwise an overlay keeps the title of ``ax`` (a new plot is
+    titled "samples").
+
+    Raises:
+        ValueError: if ``samples`` is not an (N, 2) tensor.
+
+    Example:
+        >>> ax = plot_samples(torch.randn(50, 2), label="z ~ N(0, I)", title="noise")
+        >>> ax.get_title(), [t.get_text() for t in ax.get_legend().get_texts()]
+        ('noise', ['z ~ N(0, I)'])
+        >>> plt.close("all")
+    """
+    check_points(samples, "samples", dim=2)
+    ax = ax or plt.figure(figsize=(4.5, 4.5)).gca()
+    points = samples.detach().float().cpu().numpy()
+    ax.scatter(points[:, 0], points[:, 1], s=s, alpha=alpha, color=color, label=label)
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    if title is not None or not ax.get_title():
+        ax.set_title("samples" if title is None else title)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.legend(markerscale=4, loc="upper right", fontsize=8)
+    return ax
+
+
+def plot_log_density(
+    log_prob: Callable[[torch.Tensor], torch.Tensor],
+    xlim: tuple[float, float] = (-3.0, 3.0),
+    ylim: tuple[float, float] = (-3.0, 3.0),
+    *,
+    title: str = "log-density",
+    ax=None,
+    resolution: int = 200,
+    vmin: float | None = -10.0,
+    device: str | torch.device | None = None,
+):
+    """Draw a 2-D log-density log p(x) as an image with a colour bar (values below ``vmin`` are clipped).
+
+    Args:
+        log_prob: maps points (N, 2) to log-densities (N,), as for ``course_lib.toy_data.log_density_grid``.
+        xlim, ylim: the box drawn.
+        title: the plot's title.
+        ax: the ``Axes`` to draw on (a new figure if None).
+        resolution: grid cells per side, an int >= 2.
+        vmin: the lowest log-density shown in colour (``None``: the grid's minimum).
+        device: where ``log_prob`` runs, a str or torch.device; ``None`` keeps the CPU.
+
+    Raises:
+        ValueError: as ``log_density_grid``, for a bad ``resolution``, limit or ``device``.
+
+    Example:
+        >>> from course_lib.toy_data import standard_normal_log_prob
+        >>> ax = plot_log_density(standard_normal_log_prob, resolution=20, title="N(0, I)")
+        >>> ax.get_title(), ax.get_xlabel(), ax.get_ylabel()
+        ('N(0, I)', '$x_1$', '$x_2$')
+        >>> plt.close("all")
+    """
+    ax = ax or plt.figure(figsize=(5, 4.5)).gca()
+    xs, ys, log_p = log_density_grid(log_prob, xlim, ylim, resolution, device)
+    image = ax.imshow(log_p, origin="lower", extent=(*xlim, *ylim), cmap="viridis", vmin=vmin,
+                      vmax=float(log_p.max()), aspect="equal", interpolation="bilinear")
+    ax.figure.colorbar(image, ax=ax, label="log p(x) (nats)", shrink=0.85)
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.set_title(title)
+    return ax
 
 class Table:
     """A results table: Markdown where a notebook or the book renders it, aligned text elsewhere.

@@ -29,15 +29,19 @@ import math
 import torch
 import torch.nn.functional as F
 
-from course_lib.metrics import check_images
+from course_lib.runtime import float64_cpu
+from course_lib.validation import check_choice, check_images, check_positive_int
 
 RESIZE_STYLES = ("pytorch-fid", "torch-fidelity", "clean-fid")
 
 
 def check_style(style: str) -> None:
-    """Raise ValueError unless ``style`` is one of ``RESIZE_STYLES``."""
-    if style not in RESIZE_STYLES:
-        raise ValueError(f"style must be one of {RESIZE_STYLES}, got {style!r}")
+    """Raise ValueError unless ``style`` is one of ``RESIZE_STYLES``.
+
+    Example:
+        >>> check_style("clean-fid")
+    """
+    check_choice(style, "style", RESIZE_STYLES)
 
 
 def _triangle(t: torch.Tensor) -> torch.Tensor:
@@ -74,9 +78,8 @@ def resampling_matrix(n_in: int, n_out: int, style: str = "pytorch-fid") -> torc
                 [0.0000, 1.0000]], dtype=torch.float64)
     """
     check_style(style)
-    for name, n in (("n_in", n_in), ("n_out", n_out)):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
+    check_positive_int(n_in, "n_in")
+    check_positive_int(n_out, "n_out")
     scale = n_in / n_out
     i = torch.arange(n_out, dtype=torch.float64)[:, None]
     j = torch.arange(n_in, dtype=torch.float64)[None, :]
@@ -118,8 +121,7 @@ def resize_images(images: torch.Tensor, size: int, style: str = "pytorch-fid") -
     """
     check_images(images, "images")
     check_style(style)
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be an integer >= 1, got {size!r}")
+    check_positive_int(size, "size")
     x = images.float()
     if style == "pytorch-fid":
         return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
@@ -172,7 +174,7 @@ def centroid(images: torch.Tensor) -> torch.Tensor:
         images: (N, C, H, W) float in [0, 1], no all-black image.
 
     Returns:
-        (N, 2) float64: row and column of the centroid, pixel centres at 0.5, 1.5, ...
+        (N, 2) float64 CPU tensor: row and column of the centroid, pixel centres at 0.5, 1.5, ...
 
     Raises:
         ValueError: for a bad shape, values outside [0, 1] or an all-black image.
@@ -183,15 +185,15 @@ def centroid(images: torch.Tensor) -> torch.Tensor:
         tensor([[1.5000, 3.5000]], dtype=torch.float64)
     """
     check_images(images, "images")
-    mass = images.double().sum(dim=1)
+    mass = float64_cpu(images).sum(dim=1)  # float64 only on the CPU (MPS has none)
     total = mass.sum(dim=(1, 2))
     if (total == 0).any():
         raise ValueError("images contains an all-black image, which has no centroid")
-    rows = torch.arange(mass.shape[1], dtype=torch.float64) + 0.5
-    cols = torch.arange(mass.shape[2], dtype=torch.float64) + 0.5
-    row = (mass.sum(dim=2) * rows.to(mass.device)).sum(dim=1) / total
-    col = (mass.sum(dim=1) * cols.to(mass.device)).sum(dim=1) / total
-    return torch.stack([row, col], dim=1).cpu()
+    rows = torch.arange(mass.shape[1], dtype=torch.float64, device=mass.device) + 0.5
+    cols = torch.arange(mass.shape[2], dtype=torch.float64, device=mass.device) + 0.5
+    row = (mass.sum(dim=2) * rows).sum(dim=1) / total
+    col = (mass.sum(dim=1) * cols).sum(dim=1) / total
+    return torch.stack([row, col], dim=1)
 
 
 def zone_plate(size: int = 512) -> torch.Tensor:
@@ -214,8 +216,7 @@ def zone_plate(size: int = 512) -> torch.Tensor:
         >>> zone_plate(8).shape
         torch.Size([1, 1, 8, 8])
     """
-    if not isinstance(size, int) or size < 2:
-        raise ValueError(f"size must be an integer >= 2, got {size!r}")
+    check_positive_int(size, "size", minimum=2)
     r = _radius(size)
     half_diagonal = size / math.sqrt(2)
     return (0.5 + 0.5 * torch.cos(math.pi * r**2 / (2 * half_diagonal))).float()[None, None]

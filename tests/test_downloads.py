@@ -18,7 +18,7 @@ import torch
 import torchvision
 
 from course_lib import downloads
-from course_lib import fid as F
+from course_lib import inception as F
 from course_lib import lpips as L
 from course_lib.downloads import PINNED, PinnedFile, WeightsDownloadError
 

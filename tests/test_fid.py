@@ -1,7 +1,8 @@
 """FID and Inception Score from course_lib, compared with pytorch-fid, torchmetrics and torch-fidelity.
 
-No test downloads anything: the InceptionV3 is compared with pytorch-fid's on random weights written
-under pytorch-fid's file name into a temporary torch hub cache that both implementations read.
+No test downloads anything: the InceptionV3 (course_lib.inception) is compared with pytorch-fid's on
+random weights written under pytorch-fid's file name into a temporary torch hub cache that both
+implementations read.
 """
 
 import math
@@ -15,7 +16,8 @@ from torch_fidelity.metric_isc import isc_features_to_metric
 from torchmetrics.image.fid import _compute_fid
 from torchmetrics.image.inception import InceptionScore
 
-from course_lib import fid as F
+from course_lib import fid as fidlib
+from course_lib import inception as inc
 from course_lib.fid import fid, frechet_distance, gaussian_statistics, inception_score, probs_from_logits
 
 # Small tensors: one thread is as fast, and much faster on a CPU shared with other jobs.
@@ -113,7 +115,7 @@ def test_fid_errors_and_warning():
         fid(x, torch.randn(10, 5))
     with pytest.raises(ValueError, match="NaN or inf"):
         fid(x, torch.full((10, 4), float("nan")))
-    with pytest.raises(ValueError, match="at least two"):
+    with pytest.raises(ValueError, match="fake_features must hold at least 2 samples"):
         fid(x, torch.randn(1, 4))
     with pytest.raises(ValueError, match=r"\(N, D\)"):
         fid(x, torch.randn(10))
@@ -125,6 +127,43 @@ def test_fid_errors_and_warning():
         frechet_distance(torch.zeros(2), torch.eye(2), torch.zeros(3), torch.eye(3))
     with pytest.warns(UserWarning, match="singular"):
         fid(torch.randn(3, 8), torch.randn(20, 8))
+
+
+def test_thread_count_is_restored_even_when_the_computation_raises(monkeypatch):
+    def broken(sigma1, sigma2):
+        assert torch.get_num_threads() == 1  # small matrices: one thread while it runs
+        raise RuntimeError("simulated LAPACK failure")
+
+    monkeypatch.setattr(fidlib, "trace_sqrt_product", broken)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="simulated"):
+            fid(torch.randn(20, 4), torch.randn(20, 4))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_results_are_float64_cpu_tensors_from_any_input():
+    real, fake = correlated_features(50, 4, 8), correlated_features(50, 4, 9, shift=0.3)
+    value = fid(real.float(), fake.numpy())  # float32 tensor and float64 numpy array mixed
+    assert value.dtype == torch.float64 and value.device.type == "cpu"
+    assert float(value) == pytest.approx(float(fid(real, fake)), rel=1e-5)
+    mu, sigma = gaussian_statistics(real.float())
+    assert mu.dtype == sigma.dtype == torch.float64 and mu.device.type == sigma.device.type == "cpu"
+    assert probs_from_logits(torch.zeros(2, 3)).dtype == torch.float64
+    assert fidlib.inception_score_splits(torch.full((4, 2), 0.5), splits=2).device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_features_on_cuda_give_the_cpu_result():
+    real, fake = correlated_features(200, 8, 10), correlated_features(200, 8, 11, shift=0.2)
+    on_device = fid(real.float().cuda(), fake.float().cuda())
+    assert on_device.device.type == "cpu"
+    assert float(on_device) == pytest.approx(float(fid(real.float(), fake.float())), rel=1e-12)
+    mu, sigma = gaussian_statistics(real.cuda())
+    assert float(frechet_distance(mu.cuda(), sigma.cuda(), mu, sigma)) == pytest.approx(0, abs=1e-9)
 
 
 # ------------------------------------------------------------------------------------------------- IS
@@ -177,7 +216,7 @@ def test_inception_score_errors():
         inception_score(torch.rand(10, 4) + 0.5)
     with pytest.raises(ValueError, match="NaN"):
         inception_score(torch.full((10, 4), float("nan")))
-    with pytest.raises(ValueError, match="at least two"):
+    with pytest.raises(ValueError, match="probs must hold at least 2 samples"):
         inception_score(p[:1], splits=1)
     with pytest.raises(ValueError, match="splits"):
         inception_score(p, splits=11)
@@ -210,7 +249,7 @@ def random_fid_weights(tmp_path_factory):
         elif key.endswith("running_mean"):
             value.copy_(0.1 * torch.randn(value.shape, generator=g))
     (home / "hub" / "checkpoints").mkdir(parents=True)
-    path = home / "hub" / "checkpoints" / F.FID_WEIGHTS_FILE
+    path = home / "hub" / "checkpoints" / inc.FID_WEIGHTS_FILE
     torch.save(state, path)
     return home, path, state
 
@@ -220,15 +259,15 @@ def test_inception_features_equal_pytorch_fid(random_fid_weights, monkeypatch):
 
     home, path, state = random_fid_weights
     monkeypatch.setenv("TORCH_HOME", str(home))
-    assert F.inception_weights_path() == path and F.inception_available()
-    ours = F.InceptionV3(download=False)
+    assert inc.inception_weights_path() == path and inc.inception_available()
+    ours = inc.InceptionV3(download=False)
     assert list(ours.state_dict()) == list(state)  # same layers, same keys, same order
     ref = PFInception([3]).eval()
     images = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         expected = ref(images)[0].flatten(1).double()
     got = ours.features(images)
-    assert got.shape == (2, 2048)
+    assert got.shape == (2, 2048) and got.dtype == torch.float64 and got.device.type == "cpu"
     scale = expected.abs().max()
     assert (got - expected).abs().max() <= 1e-5 * scale
     # grayscale input is the same as its RGB repetition
@@ -236,15 +275,29 @@ def test_inception_features_equal_pytorch_fid(random_fid_weights, monkeypatch):
     assert torch.allclose(ours.features(gray), ours.features(gray.expand(-1, 3, -1, -1)))
     probs = ours.probs(images)
     assert probs.shape == (2, 1008) and torch.allclose(probs.sum(1), torch.ones(2, dtype=torch.float64))
+    # p(y|x) from the logits WITHOUT the final bias (original IS code, torch-fidelity's logits_unbiased,
+    # torchmetrics), computed here from pytorch-fid's pool3 features and the file's fc weights
+    w, b = state["fc.weight"].double(), state["fc.bias"].double()
+    unbiased = torch.softmax(expected @ w.T, dim=1)
+    biased = torch.softmax(expected @ w.T + b, dim=1)
+    assert ((probs - unbiased).abs() / unbiased).max() <= 1e-4  # random weights: p(y|x) near 1/1008
+    assert ((ours.probs(images, bias=True) - biased).abs() / biased).max() <= 1e-4
+    assert ((unbiased - biased).abs() / biased).max() > 1e-2  # the bias does change p(y|x): told apart
 
 
 def test_inception_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    assert not F.inception_available()
-    with pytest.raises(F.InceptionWeightsNotFoundError, match="pt_inception-2015-12-05-6726825d.pth"):
-        F.InceptionV3(download=False)
-    with pytest.raises(F.InceptionWeightsNotFoundError, match="does not exist"):
-        F.InceptionV3(weights=tmp_path / "nope.pth")
+    assert not inc.inception_available()
+    with pytest.raises(inc.InceptionWeightsNotFoundError, match="pt_inception-2015-12-05-6726825d.pth"):
+        inc.InceptionV3(download=False)
+    with pytest.raises(inc.InceptionWeightsNotFoundError, match="does not exist"):
+        inc.InceptionV3(weights=tmp_path / "nope.pth")
+    # random weights only when asked, without reading any file (tests and timing)
+    random_net = inc.InceptionV3(pretrained=False)
+    assert not random_net.training and random_net.features(torch.rand(1, 1, 8, 8)).shape == (1, 2048)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="pretrained"):
+        inc.InceptionV3(weights=tmp_path / "nope.pth", pretrained=False)
 
 
 def test_inception_style_changes_only_the_input(random_fid_weights, monkeypatch):
@@ -261,12 +314,12 @@ def test_inception_style_changes_only_the_input(random_fid_weights, monkeypatch)
     pil = clean_fid_reference(images.expand(-1, 3, -1, -1), 299)
     expected_inputs = {"torch-fidelity": tf, "clean-fid": (pil - 128) / 128}
     for style, x in expected_inputs.items():
-        net = F.InceptionV3(download=False, style=style)
+        net = inc.InceptionV3(download=False, style=style)
         with torch.no_grad():
             expected = net.pool3(x).double()
         got = net.features(images)
         assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
-    default = F.InceptionV3(download=False)
+    default = inc.InceptionV3(download=False)
     assert (default.preprocess(images) - net.preprocess(images)).abs().max() > 0.01  # the styles do differ
     with pytest.raises(ValueError, match="style"):
-        F.InceptionV3(download=False, style="tensorflow2")
+        inc.InceptionV3(download=False, style="tensorflow2")

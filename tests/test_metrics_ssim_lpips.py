@@ -135,7 +135,8 @@ def test_ssim_on_cuda_equals_cpu():
     (torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 17), {}, "same shape"),
     (torch.rand(1, 16, 16), torch.rand(1, 16, 16), {}, r"preds must have shape \(N, C, H, W\)"),
     (torch.rand(1, 1, 10, 40), torch.rand(1, 1, 10, 40), {}, "at least 11x11"),
-    (torch.rand(1, 1, 16, 16) * 2, torch.rand(1, 1, 16, 16), {}, r"preds has values .* outside \[0, data_range"),
+    (torch.rand(1, 1, 16, 16) * 2, torch.rand(1, 1, 16, 16), {}, r"preds has values .* outside \[0, 1\]; rescale"),
+    (torch.rand(0, 1, 16, 16), torch.rand(0, 1, 16, 16), {}, "preds and target are empty"),
     (torch.rand(1, 1, 16, 16), torch.full((1, 1, 16, 16), float("inf")), {}, "target contains NaN or inf"),
     (torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16), {"data_range": -1}, "data_range must be a positive"),
     (torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16), {"reduction": "sum"}, "reduction must be one of"),
@@ -151,6 +152,29 @@ def test_ssim_terms_bad_input():
         ssim_terms(torch.rand(3, 3), torch.rand(3, 4))
     with pytest.raises(ValueError, match="y contains NaN"):
         ssim_terms(torch.rand(3), torch.tensor([0.0, float("nan"), 1.0]))
+    with pytest.raises(ValueError, match="data_range must be a positive"):
+        ssim_terms(torch.rand(3), torch.rand(3), data_range=0)
+
+
+def test_ssim_unit_images_with_data_range_255_warn_and_round_off_is_accepted():
+    preds, target = noisy_pair((1, 1, 16, 16))
+    with pytest.warns(UserWarning, match="data_range=1.0"):
+        ssim(preds, target, data_range=255.0)
+    # values a round-off outside [0, 1] (a blur's 1 + 2e-16, a difference's -3e-17) are used as they are
+    nudged, clean = target.clone(), target.clone()
+    nudged[0, 0, 0, 0], nudged[0, 0, 1, 1] = 1 + 2.2e-16, -2.8e-17
+    clean[0, 0, 0, 0], clean[0, 0, 1, 1] = 1.0, 0.0
+    assert float(ssim(preds, nudged)) == pytest.approx(float(ssim(preds, clean)), abs=1e-12)
+    with pytest.raises(ValueError, match="target has values"):  # beyond round-off: an error
+        clean[0, 0, 1, 1] = -1e-3
+        ssim(preds, clean)
+
+
+def test_float64_results_are_cpu_tensors():
+    preds, target = noisy_pair((1, 3, 16, 16))
+    for value in (ssim(preds.float(), target.float()), *ssim_terms(preds[0, 0].float(), target[0, 0].float()),
+                  *ssim_components(preds, target).values()):
+        assert value.dtype == torch.float64 and value.device.type == "cpu"
 
 
 # ------------------------------------------------------------------------------------------- LPIPS
@@ -219,6 +243,11 @@ def test_lpips_equals_the_lpips_package(net, hub_cache, inputs):
     for a, b in zip(ours_layers, ref_layers, strict=True):
         torch.testing.assert_close(a, b.flatten(), rtol=1e-5, atol=1e-8)
     assert ours[0] < ours[1] < ours[2]  # more noise, larger distance
+    # normalize=True: [0, 1] images, as the lpips package's forward(..., normalize=True)
+    with torch.no_grad():
+        ref_unit = ref_model((x + 1) / 2, (y + 1) / 2, normalize=True).flatten()
+        torch.testing.assert_close(ours_model((x + 1) / 2, (y + 1) / 2, normalize=True), ref_unit,
+                                   rtol=1e-5, atol=1e-8)
     # The comparison can fail: forgetting the input shift moves the result by far more than 1e-5.
     ours_model.shift.zero_()
     with torch.no_grad():
@@ -269,7 +298,7 @@ def test_lpips_missing_backbone_says_where_and_never_goes_random(tmp_path, monke
 
 @pytest.fixture(scope="module")
 def random_squeeze():
-    return LPIPS("squeeze", random_backbone=True)
+    return LPIPS("squeeze", pretrained=False)
 
 
 @pytest.mark.parametrize("x, y, match", [
@@ -284,9 +313,45 @@ def test_lpips_bad_input(random_squeeze, x, y, match):
         random_squeeze(x, y)
 
 
+@pytest.mark.parametrize("x, y, match", [
+    (torch.zeros(1, 3, 32, 32), torch.full((1, 3, 32, 32), 1.01), r"y has values .* outside \[0, 1\]"),
+    (torch.full((1, 3, 32, 32), -0.5), torch.zeros(1, 3, 32, 32), r"x has values .* outside \[0, 1\]"),
+])
+def test_lpips_bad_input_with_normalize(random_squeeze, x, y, match):
+    with pytest.raises(ValueError, match=match):
+        random_squeeze(x, y, normalize=True)
+
+
+def test_lpips_normalize_maps_unit_images_to_the_lpips_range(random_squeeze):
+    g = torch.Generator().manual_seed(3)
+    images, others = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        expected = random_squeeze(2 * images - 1, 2 * others - 1)
+        torch.testing.assert_close(random_squeeze(images, others, normalize=True), expected, rtol=0, atol=0)
+        as_default = LPIPS("squeeze", pretrained=False, normalize=True)
+        as_default.load_state_dict(random_squeeze.state_dict())
+        torch.testing.assert_close(as_default(images, others), expected, rtol=0, atol=0)
+
+
+def test_lpips_warns_when_unit_images_are_not_normalized(random_squeeze):
+    images = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with pytest.warns(UserWarning, match="normalize=True"):
+        random_squeeze(images, images.flip(-1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning where the convention is clear
+        random_squeeze(images, images.flip(-1), normalize=True)
+        random_squeeze(2 * images - 1, 2 * images.flip(-1) - 1)
+    # round-off outside [-1, 1] is accepted as is; more is an error
+    edge = (2 * images - 1).clone()
+    edge[0, 0, 0, 0] = -1 - 1e-7
+    random_squeeze(edge, 2 * images - 1)
+    with pytest.raises(ValueError, match="normalize"):
+        random_squeeze(images, images, normalize=1)
+
+
 def test_lpips_unknown_net():
     with pytest.raises(ValueError, match="net must be one of"):
-        LPIPS("resnet", random_backbone=True)
+        LPIPS("resnet", pretrained=False)
 
 
 # --------------------------------------------------------------------------------------- exercises
@@ -305,4 +370,5 @@ def test_psnr_checker_accepts_a_float32_solution():
         return (10 * torch.log10(1.0 / ((preds - target) ** 2).flatten(1).mean(dim=1))).mean()
 
     assert check_psnr.grade(mine).passed
-    assert check_psnr.grade(lambda p, t: metrics.psnr(p, t, data_range=255.0)).status == "wrong"
+    with pytest.warns(UserWarning, match="data_range=1.0"):  # the library says why, too
+        assert check_psnr.grade(lambda p, t: metrics.psnr(p, t, data_range=255.0)).status == "wrong"

@@ -1,8 +1,10 @@
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
 from course_lib import plotting
+from course_lib.toy_data import ring_log_density, standard_normal_log_prob
 
 
 def test_image_grid_places_each_image():
@@ -23,6 +25,33 @@ def test_helpers_label_their_axes():
     plt.close("all")
 
 
+def test_plot_samples_labels_and_overlays():
+    first, second = torch.randn(30, 2), torch.randn(20, 2) + 5
+    ax = plotting.plot_samples(first, label="data", title="T", xlim=(-4, 9), ylim=(-4, 9))
+    plotting.plot_samples(second, label="samples", ax=ax, color="tab:orange")
+    assert ax.get_title() == "T" and ax.get_xlabel() == "$x_1$" and ax.get_ylabel() == "$x_2$"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["data", "samples"]
+    np.testing.assert_allclose(ax.collections[1].get_offsets(), second.numpy())
+    assert ax.get_xlim() == (-4, 9)
+    plt.close("all")
+
+
+def test_plot_log_density_draws_the_grid_with_a_labelled_colour_bar():
+    ax = plotting.plot_log_density(ring_log_density, (-3, 3), (-2, 2), resolution=30, title="ring", vmin=-8.0,
+                                   device="cpu")
+    assert ax.get_title() == "ring" and ax.get_xlabel() == "$x_1$" and ax.get_ylabel() == "$x_2$"
+    image = ax.get_images()[0]
+    # The image is the density on the cell centres, rows along y: check two cells by hand.
+    data = np.asarray(image.get_array())
+    assert data.shape == (30, 30) and image.get_extent() == [-3, 3, -2, 2]
+    for row, col in [(0, 0), (20, 7)]:
+        centre = torch.tensor([[-3 + 0.2 * (col + 0.5), -2 + (4 / 30) * (row + 0.5)]])
+        assert data[row, col] == pytest.approx(float(ring_log_density(centre)), abs=1e-4)
+    assert image.get_clim() == (-8.0, pytest.approx(float(data.max())))
+    assert image.colorbar.ax.get_ylabel() == "log p(x) (nats)"
+    plt.close("all")
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: plotting.image_grid(torch.rand(2, 2, 4, 4)), r"images must have shape \(N, 1 or 3, H, W\)"),
     (lambda: plotting.image_grid(torch.rand(2, 1, 4, 4) + 1), r"values in \[0, 1\]"),
@@ -30,6 +59,9 @@ def test_helpers_label_their_axes():
     (lambda: plotting.plot_latent_scatter(torch.rand(5, 2), torch.zeros(4)), r"labels must have shape \(5,\)"),
     (lambda: plotting.plot_history({"train_acc": [1.0]}), "keys must name series of history"),
     (lambda: plotting.plot_history({"train_loss": [1.0]}, keys=["val_loss"]), "keys must name series of history"),
+    (lambda: plotting.plot_samples(torch.zeros(5, 3), label="x"), r"samples must be a tensor of shape \(N, 2\)"),
+    (lambda: plotting.plot_log_density(standard_normal_log_prob, resolution=1), "resolution must be an int >= 2"),
+    (lambda: plotting.plot_log_density(standard_normal_log_prob, xlim=(1, 1)), "xlim must be"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):

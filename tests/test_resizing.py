@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from cleanfid.resize import make_resizer
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
-from course_lib.metrics import check_images
 from course_lib.resizing import (
     RESIZE_STYLES,
     centroid,
@@ -22,6 +21,7 @@ from course_lib.resizing import (
     zone_plate,
     zone_plate_frequency,
 )
+from course_lib.validation import check_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

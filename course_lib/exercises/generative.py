@@ -6,10 +6,10 @@ import math
 
 import torch
 
-from course_lib import generative
 from course_lib.exercises import Exercise, Mistake, Probe
-
-LOG_2PI = math.log(2 * math.pi)
+from course_lib.flows import coupling_log_density
+from course_lib.toy_data import push_forward
+from course_lib.validation import LOG_2PI
 
 
 class _RandomConditioner:
@@ -101,13 +101,13 @@ def _wrong_conditioner_sees_x(x, mask, cond):
 
 
 def _wrong_mask_swapped(x, mask, cond):
-    return generative.coupling_log_density(x, 1 - mask, cond)
+    return coupling_log_density(x, 1 - mask, cond)
 
 
 check_coupling_log_density = Exercise(
     "Exercise 2.2, the log-density of one affine coupling layer",
-    generative.coupling_log_density,
-    "course_lib.generative.coupling_log_density",
+    coupling_log_density,
+    "course_lib.flows.coupling_log_density",
     _coupling_cases,
     mistakes=[
         Mistake("the log-determinant has the wrong sign: for the data-to-noise map z = f(x), "
@@ -199,8 +199,8 @@ def _noise(n, dim, seed):
 
 check_push_forward = Exercise(
     "Exercise 2.1, sampling by pushing normal noise through a map",
-    generative.push_forward,
-    "course_lib.generative.push_forward",
+    push_forward,
+    "course_lib.toy_data.push_forward",
     _push_forward_cases,
     mistakes=[
         Mistake("you returned the noise z itself; the samples are x = g(z).",
