@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course_lib.validation import check_images, check_positive_int, check_same_shape
+
 IMAGE_SHAPE = (1, 28, 28)
 
 
@@ -56,15 +58,18 @@ class ConvAutoencoder(nn.Module):
 
     def __init__(self, latent_dim: int = 2, channels: int = 32):
         super().__init__()
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        check_positive_int(latent_dim, "latent_dim")
         self.latent_dim = latent_dim
         self.encoder = conv_encoder(latent_dim, channels)
         self.decoder = conv_decoder(latent_dim, channels)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, 28) images in [0, 1] -> (N, latent_dim) codes."""
-        _check_images(x, "x")
+        """(N, 1, 28, 28) images in [0, 1] -> (N, latent_dim) codes.
+
+        Raises:
+            ValueError: as ``course_lib.validation.check_images`` (shape, dtype, range).
+        """
+        check_images(x, "x", shape=IMAGE_SHAPE)
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -98,8 +103,7 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         >>> reconstruction_loss(x_hat, x)
         tensor(4.)
     """
-    if x_hat.shape != x.shape:
-        raise ValueError(f"x_hat and x must have the same shape, got {tuple(x_hat.shape)} and {tuple(x.shape)}")
+    check_same_shape(x_hat, x, ("x_hat", "x"))
     return (x_hat - x).pow(2).flatten(1).sum(dim=1).mean()
 
 
@@ -116,10 +120,8 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
         14
     """
     for name, value in (("size", size), ("kernel_size", kernel_size), ("stride", stride)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"padding must be a non-negative int, got {padding!r}")
+        check_positive_int(value, name)
+    check_positive_int(padding, "padding", minimum=0)
     if size + 2 * padding < kernel_size:
         raise ValueError(f"kernel_size={kernel_size} is larger than the padded input {size + 2 * padding}")
     return (size + 2 * padding - kernel_size) // stride + 1
@@ -141,8 +143,7 @@ def interpolate_codes(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.T
     """
     if z0.ndim != 1 or z0.shape != z1.shape:
         raise ValueError(f"z0 and z1 must be 1-D of equal shape, got {tuple(z0.shape)} and {tuple(z1.shape)}")
-    if not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+    check_positive_int(steps, "steps", minimum=2)
     t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device).unsqueeze(1)
     return (1 - t) * z0 + t * z1
 
@@ -178,8 +179,3 @@ def encode_dataset(model: nn.Module, images: torch.Tensor, batch_size: int = 100
 def reconstruct_dataset(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Reconstruct (N, 1, 28, 28) images in batches with ``model(x)``; returns images on the CPU."""
     return apply_in_batches(model, model, images, batch_size)
-
-
-def _check_images(x: torch.Tensor, name: str) -> None:
-    if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-        raise ValueError(f"{name} must have shape (N, 1, 28, 28), got {tuple(x.shape)}")

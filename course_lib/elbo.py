@@ -8,8 +8,9 @@ Book equations (``book/elbo.md``):
 - (lg-elbo) the ELBO of any Gaussian q(z) = N(m, C), in closed form;
 - (elbo-identity) log p(x) = ELBO(q) + KL(q || p(z|x)), which this module lets one check numerically.
 
-Everything works in float64 and is written with Cholesky factors, not with
-``torch.distributions``, so that the tests can use the latter as an independent reference.
+Everything works in float64 on the CPU (inputs are moved there first: MPS has no float64) and
+is written with Cholesky factors, not with ``torch.distributions``, so that the tests can use
+the latter as an independent reference.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ import math
 import torch
 
 from course_lib.vae import iwae_bound
+from course_lib.validation import LOG_2PI, check_positive, check_positive_int
 
-LOG_2PI = math.log(2 * math.pi)
+
+def _cpu64(x) -> torch.Tensor:
+    """``x`` (a tensor, array or nested list) as a float64 CPU tensor; a tensor stays differentiable."""
+    if isinstance(x, torch.Tensor):
+        return x.to("cpu").to(torch.float64)
+    return torch.as_tensor(x, dtype=torch.float64)
 
 
 def gaussian_kl_full(m1: torch.Tensor, c1: torch.Tensor, m2: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
@@ -74,13 +81,12 @@ class LinearGaussianModel:
     """
 
     def __init__(self, W: torch.Tensor, b: torch.Tensor, noise_var: float):
-        W, b = torch.as_tensor(W, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+        W, b = _cpu64(W), _cpu64(b)
         if W.ndim != 2:
             raise ValueError(f"W must have shape (D, d), got {tuple(W.shape)}")
         if b.shape != (W.shape[0],):
             raise ValueError(f"b must have shape ({W.shape[0]},), got {tuple(b.shape)}")
-        if not (isinstance(noise_var, (int, float)) and noise_var > 0):
-            raise ValueError(f"noise_var must be a positive number, got {noise_var!r}")
+        check_positive(noise_var, "noise_var")
         self.W, self.b, self.noise_var = W, b, float(noise_var)
         self.D, self.d = W.shape
 
@@ -92,18 +98,21 @@ class LinearGaussianModel:
             >>> LinearGaussianModel.random(D=4, d=2).W.shape
             torch.Size([4, 2])
         """
+        check_positive_int(D, "D")
+        check_positive_int(d, "d")
         g = torch.Generator().manual_seed(seed)
         return cls(torch.randn(D, d, generator=g, dtype=torch.float64),
                    torch.randn(D, generator=g, dtype=torch.float64), noise_var)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw (x, z) from the model: x of shape (n, D), z of shape (n, d)."""
+        """Draw (x, z) from the model: x of shape (n, D), z of shape (n, d) (float64, CPU)."""
+        check_positive_int(n, "n")
         z = torch.randn(n, self.d, generator=generator, dtype=torch.float64)
         noise = torch.randn(n, self.D, generator=generator, dtype=torch.float64)
         return z @ self.W.T + self.b + math.sqrt(self.noise_var) * noise, z
 
     def _x(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.as_tensor(x, dtype=torch.float64)
+        x = _cpu64(x)
         if x.ndim != 2 or x.shape[1] != self.D:
             raise ValueError(f"x must have shape (N, {self.D}), got {tuple(x.shape)}")
         return x
@@ -178,6 +187,7 @@ class LinearGaussianModel:
 
         Their mean is the Monte Carlo ELBO (elbo-mc); ``course_lib.vae.iwae_bound`` of them is the IWAE bound.
         """
+        check_positive_int(k, "k")
         x = self._x(x)
         m, c = _q(q_mean, q_cov, self.d)
         chol = torch.linalg.cholesky(c)
@@ -199,12 +209,11 @@ class LinearGaussianModel:
 
     def iwae(self, x, q_mean, q_cov, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Book equation (iwae-bound) with k samples from q, shape (N,)."""
-        return iwae_bound(self.log_weights(x, q_mean, q_cov, k, generator))
+        return iwae_bound(self.log_weights(x, q_mean, q_cov, k, generator), k=k)
 
 
 def _q(q_mean: torch.Tensor, q_cov: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
-    m = torch.as_tensor(q_mean, dtype=torch.float64)
-    c = torch.as_tensor(q_cov, dtype=torch.float64)
+    m, c = _cpu64(q_mean), _cpu64(q_cov)
     if m.ndim != 2 or m.shape[1] != d:
         raise ValueError(f"q_mean must have shape (N, {d}), got {tuple(m.shape)}")
     if c.shape[-2:] != (d, d) or c.ndim not in (2, 3):

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import torch
 
+from course_lib.validation import check_choice, check_positive_int
+
 METHODS = ("reparam", "score", "score_baseline")
 
 
@@ -72,14 +74,13 @@ def gradient_samples(method: str, f: Callable[[torch.Tensor], torch.Tensor], mu:
         >>> torch.allclose(est, quadratic_objective_gradient(mu, ls, c), atol=0.05)
         True
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_choice(method, "method", METHODS)
+    check_positive_int(n, "n")
     _check(mu, log_sigma)
     mu, log_sigma = mu.detach(), log_sigma.detach()
     sigma = log_sigma.exp()
-    eps = torch.randn(n, len(mu), generator=generator, dtype=mu.dtype).to(mu.device)
+    device = generator.device if generator is not None else "cpu"  # the draw follows the generator
+    eps = torch.randn(n, len(mu), generator=generator, dtype=mu.dtype, device=device).to(mu.device)
     z = mu + sigma * eps
     if method == "reparam":
         z = z.requires_grad_(True)
@@ -106,8 +107,8 @@ def estimator_variance(method: str, f, mu: torch.Tensor, log_sigma: torch.Tensor
         >>> bool((var_r < var_s).all())
         True
     """
-    if not isinstance(repeats, int) or repeats < 2:
-        raise ValueError(f"repeats must be an int >= 2, got {repeats!r}")
+    check_positive_int(repeats, "repeats", minimum=2)
+    check_positive_int(n_samples, "n_samples")
     rows = gradient_samples(method, f, mu, log_sigma, n_samples * repeats, generator)
     estimates = rows.view(repeats, n_samples, -1).mean(1)
     return estimates.mean(0), estimates.var(0)

@@ -33,8 +33,9 @@ def batches(data: Data, batch_size: int, *, shuffle: bool, generator: torch.Gene
         yield tuple(part[rows] for part in data) if isinstance(data, tuple) else data[rows]
 
 
-def to_device(batch: Data, device: torch.device) -> Data:
+def to_device(batch: Data, device: str | torch.device) -> Data:
     """``batch`` (a tensor or a tuple of tensors) on ``device``."""
+    device = as_device(device)
     if isinstance(batch, tuple):
         return tuple(part.to(device, non_blocking=True) for part in batch)
     return batch.to(device, non_blocking=True)
@@ -166,6 +167,79 @@ def _objective_step(objective: Objective, optimizer, scheduler, device: torch.de
         return terms
 
     return step
+
+
+_CHUNK_RESERVED = ("epochs", "optimizer", "history", "seed", "lr_schedule", "update")
+
+
+def train_in_chunks(
+    model: nn.Module,
+    objective: Objective,
+    data: Data,
+    *,
+    chunk_size: int,
+    passes: int,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+    **train_kwargs,
+) -> History:
+    """``train`` over successive chunks of ``chunk_size`` shuffled examples: one history entry per chunk.
+
+    Each pass shuffles ``data`` (a generator seeded with ``seed``) and cuts it into
+    ``len(data) // chunk_size`` chunks (the last ``len(data) % chunk_size`` examples of the shuffle
+    sit that pass out); each chunk is one epoch of :func:`train` with one shared Adam optimizer. So
+    the run is a single training whose history is logged every ``chunk_size`` examples instead of
+    once per pass: a short run still shows how a quantity (a codebook's usage) evolves.
+
+    Args:
+        model, objective: as :func:`train`.
+        data: the training examples, a tensor or a tuple of equal-length tensors.
+        chunk_size: examples per chunk, an int in [1, len(data)].
+        passes: number of passes over ``data``.
+        lr: Adam's learning rate. batch_size: examples per step.
+        seed: seeds the shuffles; chunk i (counted from 0 over all passes) trains with ``seed + i``.
+        **train_kwargs: passed to :func:`train` (``val_data``, ``device``, ``amp``, ``on_epoch_end``,
+            ``progress``); not ``epochs``, ``optimizer``, ``history``, ``seed``, ``lr_schedule`` or
+            ``update``, which this function sets or does not support.
+
+    Returns:
+        The history, ``passes * (len(data) // chunk_size)`` values per entry, one per chunk.
+
+    Raises:
+        ValueError: if ``chunk_size`` is not an int in [1, len(data)], ``passes`` is not a positive
+            int, ``train_kwargs`` names an argument listed above, or as :func:`train`.
+
+    Example:
+        >>> model = nn.Linear(1, 1)
+        >>> def objective(m, batch):
+        ...     return {"loss": (m(batch[:, :1]) - batch[:, 1:]).pow(2).mean()}
+        >>> data = torch.linspace(0, 1, 10).repeat(2, 1).T  # y = x
+        >>> history = train_in_chunks(model, objective, data, chunk_size=4, passes=3, progress=False, device="cpu")
+        >>> len(history["train_loss"])  # 3 passes of 10 // 4 = 2 chunks
+        6
+    """
+    _check_data(data, "data")
+    n = _length(data)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 1 <= chunk_size <= n:
+        raise ValueError(f"chunk_size must be an int in [1, {n}] (the length of data), got {chunk_size!r}")
+    check_positive_int(passes, "passes")
+    reserved = sorted(set(train_kwargs) & set(_CHUNK_RESERVED))
+    if reserved:
+        raise ValueError(f"train_in_chunks sets or does not support {reserved}; pass only other arguments of train")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    history: History = {}
+    step = 0
+    for _ in range(passes):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - chunk_size + 1, chunk_size):
+            rows = order[start:start + chunk_size]
+            chunk = tuple(part[rows] for part in data) if isinstance(data, tuple) else data[rows]
+            train(model, objective, chunk, epochs=1, optimizer=optimizer, batch_size=batch_size, seed=seed + step,
+                  history=history, **train_kwargs)
+            step += 1
+    return history
 
 
 @torch.no_grad()

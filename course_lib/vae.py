@@ -6,34 +6,71 @@ Book equations (``book/vae.md`` and ``book/elbo.md``):
 - (vae-reparam) z = mu + exp(logvar / 2) * eps, eps ~ N(0, I);
 - (vae-kl-gauss) KL(q || p(z)) = 1/2 sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j);
 - (vae-elbo) ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)), and its negative, the loss (vae-loss);
-- (vae-bernoulli), (vae-cb), (vae-gauss) the decoder's likelihoods;
+- (vae-bernoulli), (vae-cb), (vae-gauss) the decoder's likelihoods, in ``course_lib.likelihoods``;
 - (iwae-bound) the importance-weighted bound log (1/k) sum_i w_i, with w_i = p(x, z_i) / q(z_i|x);
 - (active-units) A_u = #{j : Var_x(E_q[z_j]) > 0.01}; (free-bits) the free-bits KL;
 - (vae-autoregressive) p(x|z) = prod_i p(x_i | x_<i, z), the decoder of ``PixelCNNVAE``.
 
 Every quantity is in nats, summed over pixels and latent dimensions: one value per image
 (or, for the losses, the mean over the batch of those per-image values).
+
+Randomness: every function that draws noise takes an optional ``generator`` (a
+``torch.Generator``; the draw happens on its device and moves to the inputs'). Without one
+it uses torch's global generator, which is what training (seeded by ``course_lib.training.train``)
+and the reparameterization exercise rely on; nothing here reseeds the global generator.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from course_lib.autoencoder import IMAGE_SHAPE, conv_decoder, conv_encoder
+from course_lib.likelihoods import (
+    LIKELIHOODS,
+    bernoulli_log_likelihood,
+    binarize,
+    continuous_bernoulli_log_likelihood,
+    continuous_bernoulli_mean,
+    gaussian_log_likelihood,
+)
+from course_lib.pixelcnn import MaskedConv2d
 from course_lib.runtime import tqdm
-
-LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
-LOG_2PI = math.log(2 * math.pi)
-
+from course_lib.validation import (
+    LOG_2PI,
+    check_choice,
+    check_finite,
+    check_images,
+    check_points,
+    check_positive_int,
+    check_same_shape,
+)
 
 # --------------------------------------------------------------------------- the latent Gaussian
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+def standard_normal_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noise eps ~ N(0, I) with the shape, dtype and device of ``x``.
+
+    Without ``generator`` this is ``torch.randn_like(x)`` (torch's global generator); with one,
+    the numbers are drawn on the generator's device and moved to ``x``'s, so a CPU generator
+    gives the same noise on every device.
+
+    Example:
+        >>> a = standard_normal_like(torch.zeros(2, 3), torch.Generator().manual_seed(0))
+        >>> bool(torch.equal(a, torch.randn(2, 3, generator=torch.Generator().manual_seed(0))))
+        True
+    """
+    if generator is None:
+        return torch.randn_like(x)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Book equation (vae-reparam): a sample z = mu + sigma * eps of N(mu, diag sigma^2), sigma = exp(logvar/2).
 
     The randomness sits in ``eps ~ N(0, I)``, so z is a differentiable function of mu and logvar.
@@ -41,8 +78,10 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | N
     Args:
         mu: means, shape (N, D) (any shape works).
         logvar: log-variances log sigma^2, same shape as ``mu``.
-        eps: optional standard-normal noise of the same shape; drawn with ``torch.randn_like``
-            (the global generator) when ``None``.
+        eps: optional standard-normal noise of the same shape; drawn by
+            ``standard_normal_like(mu, generator)`` when ``None``.
+        generator: a ``torch.Generator`` for the noise; ``None`` uses torch's global generator
+            (``torch.randn_like(mu)``).
 
     Returns:
         z, same shape as ``mu``.
@@ -55,9 +94,9 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | N
         >>> reparameterize(mu, logvar, eps=torch.tensor([[0.5, 2.0]]))  # 1 + 2 * 0.5, -1 + 1 * 2
         tensor([[2., 1.]])
     """
-    _same_shape(mu=mu, logvar=logvar)
+    check_same_shape(mu, logvar, ("mu", "logvar"))
     if eps is None:
-        eps = torch.randn_like(mu)
+        eps = standard_normal_like(mu, generator)
     elif eps.shape != mu.shape:
         raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
     return mu + torch.exp(0.5 * logvar) * eps
@@ -79,7 +118,7 @@ def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         >>> gaussian_kl_per_dim(torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2))
         tensor([[0.0000, 0.5000]])
     """
-    _same_shape(mu=mu, logvar=logvar)
+    check_same_shape(mu, logvar, ("mu", "logvar"))
     if mu.ndim != 2:
         raise ValueError(f"mu and logvar must have shape (N, D), got {tuple(mu.shape)}")
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
@@ -98,13 +137,18 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         Tensor of shape (N,): one KL per example, >= 0.
 
     Raises:
-        ValueError: if the shapes differ or are not (N, D).
+        ValueError: if the shapes differ or are not (N, D), or ``mu`` or ``logvar`` holds NaN or inf
+            (a diverged encoder: the KL would be NaN). The check reads the device once; the training
+            objective ``ELBOObjective`` uses ``gaussian_kl_per_dim``, which does not check.
 
     Example:
         >>> gaussian_kl(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2.0)]]))  # 0.5 + (2 - 1 - ln 2) / 2
         tensor([0.6534])
     """
-    return gaussian_kl_per_dim(mu, logvar).sum(dim=1)
+    kl = gaussian_kl_per_dim(mu, logvar)
+    check_finite(mu, "mu")
+    check_finite(logvar, "logvar")
+    return kl.sum(dim=1)
 
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -121,148 +165,6 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
         tensor([-0.9189])
     """
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(dim=-1)
-
-
-# --------------------------------------------------------------------------- decoder likelihoods
-
-def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Book equation (vae-bernoulli): log p(x|z) = sum_i x_i log p_i + (1 - x_i) log(1 - p_i), p = sigmoid(logits).
-
-    A proper log-probability only for binary x (binarized images): it is minus the binary
-    cross-entropy, computed from logits for numerical stability.
-
-    Args:
-        logits: decoder outputs, shape (N, ...).
-        x: targets in {0, 1}, same shape.
-
-    Returns:
-        Tensor of shape (N,): log-likelihood per image in nats (<= 0).
-
-    Raises:
-        ValueError: if the shapes differ.
-
-    Example:
-        >>> bernoulli_log_likelihood(torch.zeros(1, 3), torch.tensor([[0.0, 1.0, 1.0]]))  # 3 log(1/2)
-        tensor([-2.0794])
-    """
-    _same_shape(logits=logits, x=x)
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
-
-
-def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
-    """Book equation (vae-cb): log C(lambda) of the continuous Bernoulli (Loaiza-Ganem and Cunningham 2019).
-
-    The density on [0, 1] is C(lambda) lambda^x (1 - lambda)^(1 - x) with
-    C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda), C(1/2) = 2. In terms of the logit
-    eta = log(lambda / (1 - lambda)) this is C = eta / tanh(eta / 2); near eta = 0 a Taylor
-    expansion log 2 + u^2/3 - 7 u^4/90 (u = eta/2) avoids 0/0.
-
-    Args:
-        logits: eta, any shape.
-
-    Returns:
-        log C, same shape, >= log 2 (the normaliser grows as lambda moves away from 1/2).
-
-    Example:
-        >>> continuous_bernoulli_log_norm(torch.tensor([0.0, 2.0]))  # log 2, log(2 / tanh 1)
-        tensor([0.6931, 0.9655])
-    """
-    small = logits.abs() < 0.1
-    safe = torch.where(small, torch.ones_like(logits), logits)
-    exact = torch.log(safe.abs()) - torch.log(torch.tanh(safe / 2).abs())
-    u2 = (logits / 2).pow(2)
-    taylor = math.log(2.0) + u2 / 3 - 7 * u2.pow(2) / 90
-    return torch.where(small, taylor, exact)
-
-
-def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
-    """The mean of the continuous Bernoulli with logit eta: 1 / (1 - exp(-eta)) - 1 / eta (1/2 at eta = 0).
-
-    This, not sigmoid(eta), is the image a continuous-Bernoulli decoder expects.
-
-    Example:
-        >>> continuous_bernoulli_mean(torch.tensor([0.0, 100.0]))
-        tensor([0.5000, 0.9900])
-    """
-    small = logits.abs() < 0.1
-    safe = torch.where(small, torch.ones_like(logits), logits)
-    exact = -1.0 / torch.expm1(-safe) - 1.0 / safe
-    taylor = 0.5 + logits / 12 - logits.pow(3) / 720
-    return torch.where(small, taylor, exact)
-
-
-def continuous_bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Book equation (vae-cb): log p(x|z) of the continuous Bernoulli, a proper density for x in [0, 1].
-
-    It equals minus the binary cross-entropy plus the log-normaliser, summed over pixels.
-
-    Args:
-        logits: decoder outputs, shape (N, ...).
-        x: grey levels in [0, 1], same shape.
-
-    Returns:
-        Tensor of shape (N,), log-density per image in nats (it can be positive: a density, not a probability).
-
-    Raises:
-        ValueError: if the shapes differ.
-
-    Example:
-        >>> continuous_bernoulli_log_likelihood(torch.zeros(1, 2), torch.rand(1, 2))  # the uniform density: 0
-        tensor([0.])
-    """
-    _same_shape(logits=logits, x=x)
-    return bernoulli_log_likelihood(logits, x) + continuous_bernoulli_log_norm(logits).flatten(1).sum(dim=1)
-
-
-def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | float) -> torch.Tensor:
-    """Book equation (vae-gauss): log N(x; mean, s^2 I) = -1/2 sum_i [(x_i - m_i)^2 / s^2 + log s^2 + log 2 pi].
-
-    With a fixed sigma this is the squared error scaled by 1 / (2 sigma^2) plus a constant: the
-    autoencoder's loss (ae-loss) is a Gaussian likelihood with sigma^2 = 1/2.
-
-    Args:
-        mean: decoder means, shape (N, ...).
-        x: targets, same shape.
-        logvar: log sigma^2, a float or a tensor broadcastable to ``x`` (a learned scalar, or per pixel).
-
-    Returns:
-        Tensor of shape (N,): log-density per image in nats.
-
-    Raises:
-        ValueError: if the shapes of ``mean`` and ``x`` differ.
-
-    Example:
-        >>> gaussian_log_likelihood(torch.zeros(1, 2), torch.zeros(1, 2), 0.0)  # -log(2 pi)
-        tensor([-1.8379])
-    """
-    _same_shape(mean=mean, x=x)
-    logvar = torch.as_tensor(logvar, dtype=x.dtype, device=x.device)
-    return (-0.5 * ((x - mean).pow(2) / logvar.exp() + logvar + LOG_2PI)).flatten(1).sum(dim=1)
-
-
-def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Binarization: each pixel becomes 1 with probability equal to its grey level (x ~ Bernoulli(x)).
-
-    Called on every batch (a new draw each time) this is *dynamic* binarization, for training;
-    called once with a seeded generator it gives the fixed binarized test set.
-
-    Args:
-        x: grey levels in [0, 1].
-        generator: a CPU ``torch.Generator`` for a reproducible draw (``x`` must then be on the CPU).
-
-    Returns:
-        Tensor of 0s and 1s, same shape and dtype as ``x``.
-
-    Raises:
-        ValueError: if ``x`` has values outside [0, 1].
-
-    Example:
-        >>> binarize(torch.tensor([0.0, 1.0, 1.0]))
-        tensor([0., 1., 1.])
-    """
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"x must have values in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
-    return torch.bernoulli(x, generator=generator)
 
 
 # --------------------------------------------------------------------------- models
@@ -283,10 +185,8 @@ class VAE(nn.Module):
 
     def __init__(self, latent_dim: int, likelihood: str = "bernoulli", decoder_logvar: float | None = None):
         super().__init__()
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        check_positive_int(latent_dim, "latent_dim")
+        check_choice(likelihood, "likelihood", LIKELIHOODS)
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         if likelihood == "gaussian":
@@ -296,9 +196,12 @@ class VAE(nn.Module):
                 self.register_buffer("decoder_logvar", torch.tensor(float(decoder_logvar)))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, 1, 28, 28) images -> (mu, logvar) of q(z|x), each (N, latent_dim)."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-            raise ValueError(f"x must have shape (N, 1, 28, 28), got {tuple(x.shape)}")
+        """(N, 1, 28, 28) images in [0, 1] -> (mu, logvar) of q(z|x), each (N, latent_dim).
+
+        Raises:
+            ValueError: as ``course_lib.validation.check_images`` (shape, dtype, range).
+        """
+        check_images(x, "x", shape=IMAGE_SHAPE)
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar
 
@@ -336,8 +239,7 @@ class VAE(nn.Module):
 
     def prior_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` codes z ~ N(0, I), (n, latent_dim), on the model's device."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        check_positive_int(n, "n")
         return torch.randn(n, self.latent_dim, generator=generator).to(next(self.parameters()).device)
 
     @torch.no_grad()
@@ -386,7 +288,7 @@ class PixelCNNVAE(MLPVAE):
         p(x|z) = prod_i Bernoulli(x_i; sigmoid(g_i(z) + h_i(x_<i, g(z)))),
 
     where g is ``MLPVAE``'s decoder (a 28x28 logit map from z alone) and h a small PixelCNN (van den
-    Oord et al. 2016): masked convolutions (``course_lib.vq.MaskedConv2d``) over the binary pixels
+    Oord et al. 2016): masked convolutions (``course_lib.pixelcnn.MaskedConv2d``) over the binary pixels
     above and to the left of pixel i, in raster order, plus g(z) as an unmasked input. The first layer
     sees ``reach`` rows above pixel i and ``reach`` columns on either side (and the pixels to its left
     on its own row); each block adds one row and one column. ``reach=0`` drops h and is exactly
@@ -407,10 +309,7 @@ class PixelCNNVAE(MLPVAE):
 
     def __init__(self, latent_dim: int = 16, hidden: int = 256, reach: int = 7, channels: int = 16, blocks: int = 2):
         super().__init__(latent_dim, hidden)
-        if not isinstance(reach, int) or reach < 0:
-            raise ValueError(f"reach must be an int >= 0, got {reach!r}")
-        from course_lib.vq import MaskedConv2d  # the PixelCNN layer of the VQ-VAE's prior
-
+        check_positive_int(reach, "reach", minimum=0)
         self.reach = reach
         if reach > 0:
             self.first = MaskedConv2d(1, channels, (reach + 1, 2 * reach + 1), "A")
@@ -484,12 +383,29 @@ def negative_elbo(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logva
     Raises:
         ValueError: if the shapes disagree.
 
+    Warns:
+        UserWarning: when ``x`` holds grey levels (a value other than 0 and 1). The Bernoulli
+            likelihood is a probability of binary pixels; on grey levels its value is no
+            log-likelihood (it is not normalised: book page ``vae_failure_modes``). Binarize
+            ``x`` (``course_lib.likelihoods.binarize``), or, for grey levels, use a model with
+            the continuous Bernoulli or the Gaussian likelihood (``ELBOObjective``), which take
+            grey levels legitimately. Checking costs one read from the device per call.
+
     Example:
         >>> negative_elbo(torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(2, 1), torch.zeros(2, 1))  # 3 log 2 + 0
         tensor(2.0794)
     """
     if len(logits) != len(mu):
         raise ValueError(f"logits and mu must have the same batch size, got {len(logits)} and {len(mu)}")
+    check_same_shape(logits, x, ("logits", "x"))
+    if bool(((x != 0) & (x != 1)).any()):
+        warnings.warn(
+            "negative_elbo: x has grey levels (values other than 0 and 1), but the Bernoulli likelihood "
+            "(vae-bernoulli) is a probability of binary pixels: on grey levels the loss is not a negative "
+            "ELBO. Binarize x first (course_lib.likelihoods.binarize), or use the continuous Bernoulli or "
+            "Gaussian likelihood for grey levels.",
+            UserWarning, stacklevel=2,
+        )
     return (-bernoulli_log_likelihood(logits, x) + gaussian_kl(mu, logvar)).mean()
 
 
@@ -498,22 +414,24 @@ class ELBOObjective:
     """The training objective (vae-loss) for ``course_lib.training.train``, with the beta-VAE and free-bits knobs.
 
     loss = (1/N) sum_n [ -log p(x_n|z_n) + beta * KL_n ], z_n = reparameterize(mu, logvar) (one sample).
-    With ``free_bits = lambda > 0`` (Kingma et al. 2016, (free-bits)) the KL term becomes
-    sum_j max(lambda, mean over the batch of KL_j): dimensions below lambda nats get no pull towards
+    With ``free_bits = tau > 0`` (Kingma et al. 2016, (free-bits)) the KL term becomes
+    sum_j max(tau, mean over the batch of KL_j): dimensions below tau nats get no pull towards
     the prior. ``beta`` may be changed between epochs (KL annealing).
 
     Args:
         beta: weight of the KL term (1 gives the ELBO, (beta-vae)).
         free_bits: nats per latent dimension, >= 0.
         binarize: draw a fresh binarization of each batch (dynamic binarization) before use.
+        generator: a ``torch.Generator`` for the noise (z and the binarization); ``None`` uses
+            torch's global generator, which ``course_lib.training.train`` seeds.
 
     Returns (when called as ``objective(model, x)``):
         ``{"loss", "recon", "kl"}``: the loss minimised, -log p(x|z) and KL(q || p(z)),
         each the mean over the batch of per-image values in nats; recon + kl is the negative ELBO.
 
     Example:
-        >>> _ = torch.manual_seed(0)
-        >>> terms = ELBOObjective(binarize=True)(ConvVAE(2), torch.rand(4, 1, 28, 28))
+        >>> objective = ELBOObjective(binarize=True, generator=torch.Generator().manual_seed(0))
+        >>> terms = objective(ConvVAE(2), torch.rand(4, 1, 28, 28))
         >>> sorted(terms), bool(terms["loss"] > 0)
         (['kl', 'loss', 'recon'], True)
     """
@@ -521,6 +439,7 @@ class ELBOObjective:
     beta: float = 1.0
     free_bits: float = 0.0
     binarize: bool = False
+    generator: torch.Generator | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if not (isinstance(self.beta, (int, float)) and self.beta >= 0):
@@ -530,9 +449,9 @@ class ELBOObjective:
 
     def __call__(self, model: VAE, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.binarize:
-            x = binarize(x)
+            x = binarize(x, self.generator)
         mu, logvar = model.encode(x)
-        z = reparameterize(mu, logvar)
+        z = reparameterize(mu, logvar, generator=self.generator)
         recon = -model.log_likelihood_at(z, x).mean()
         kl_dims = gaussian_kl_per_dim(mu, logvar)
         kl = kl_dims.sum(dim=1).mean()
@@ -542,43 +461,65 @@ class ELBOObjective:
 
 # --------------------------------------------------------------------------- evaluation
 
-def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
+def iwae_bound(log_w: torch.Tensor, k: int | None = None) -> torch.Tensor:
     """Book equation (iwae-bound): L_k = log (1/k) sum_i w_i = logsumexp_i(log w_i) - log k.
 
     With k = 1 it is the one-sample ELBO; its expectation increases with k towards log p(x)
     (Burda, Grosse and Salakhutdinov 2016). logsumexp keeps it finite when the log-weights are
     around -1000 nats, where exp underflows.
 
+    Layout: ``log_w[i, n]`` is the log-weight of sample i of example n, so the samples run
+    along dim 0 and the examples along dim 1, as ``log_importance_weights`` returns them. A
+    transposed (N, k) tensor is a valid (k', N') tensor too, so its shape alone cannot reveal
+    the mistake: pass ``k`` to have the layout checked.
+
     Args:
         log_w: log importance weights log p(x, z_i) - log q(z_i|x), shape (k, N): k samples per example.
+        k: the number of samples, when the caller knows it: ``log_w.shape[0]`` must equal it.
 
     Returns:
         Tensor of shape (N,).
 
     Raises:
-        ValueError: if ``log_w`` is not 2-D with k >= 1.
+        ValueError: if ``log_w`` is not a 2-D floating tensor with k >= 1 rows, or if ``k`` is
+            given and ``log_w.shape[0] != k`` (the message says so when ``log_w`` is (N, k),
+            i.e. transposed).
 
     Example:
         >>> iwae_bound(torch.log(torch.tensor([[1.0], [3.0]])))  # log((1 + 3) / 2)
         tensor([0.6931])
+        >>> iwae_bound(torch.zeros(3, 2), k=2)
+        Traceback (most recent call last):
+        ...
+        ValueError: log_w has shape (3, 2): the k = 2 samples run along dim 1, but iwae_bound expects ... pass log_w.T
     """
-    if log_w.ndim != 2 or log_w.shape[0] < 1:
-        raise ValueError(f"log_w must have shape (k, N) with k >= 1, got {tuple(log_w.shape)}")
+    if not isinstance(log_w, torch.Tensor) or log_w.ndim != 2 or log_w.shape[0] < 1 or not log_w.is_floating_point():
+        got = tuple(log_w.shape) if isinstance(log_w, torch.Tensor) else type(log_w).__name__
+        raise ValueError(f"log_w must be a floating tensor of shape (k, N) with k >= 1, got {got}")
+    if k is not None:
+        check_positive_int(k, "k")
+        if log_w.shape[0] != k:
+            if log_w.shape[1] == k:
+                raise ValueError(f"log_w has shape {tuple(log_w.shape)}: the k = {k} samples run along dim 1, but "
+                                 "iwae_bound expects shape (k, N) with the samples along dim 0; pass log_w.T")
+            raise ValueError(f"log_w must have shape (k, N) with k = {k}, got {tuple(log_w.shape)}")
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
 
 
 @torch.no_grad()
-def log_importance_weights(model: VAE, x: torch.Tensor, k: int) -> torch.Tensor:
+def log_importance_weights(model: VAE, x: torch.Tensor, k: int,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
     """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) for k samples z_i ~ q(z|x): shape (k, N).
+
+    ``generator`` draws the noise of the samples (``None``: torch's global generator).
 
     Example:
         >>> log_importance_weights(ConvVAE(2), binarize(torch.rand(3, 1, 28, 28)), k=5).shape
         torch.Size([5, 3])
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    check_positive_int(k, "k")
     mu, logvar = model.encode(x)
-    z = reparameterize(mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape))  # (k, N, D)
+    z = reparameterize(mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape), generator=generator)  # (k, N, D)
     x_k = x.expand(k, *x.shape).reshape(-1, *x.shape[1:])
     log_px_z = model.log_likelihood_at(z.reshape(-1, mu.shape[1]), x_k).view(k, -1)
     log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
@@ -588,7 +529,7 @@ def log_importance_weights(model: VAE, x: torch.Tensor, k: int) -> torch.Tensor:
 
 @torch.no_grad()
 def iwae_log_likelihood(model: VAE, x: torch.Tensor, k: int = 1000, max_images: int = 4096,
-                        progress: bool = False) -> torch.Tensor:
+                        progress: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
     """The IWAE estimate (iwae-bound) of log p(x) for each image, with k samples: shape (N,).
 
     The k samples are drawn in chunks so that at most ``max_images`` decoded images are in memory.
@@ -600,13 +541,14 @@ def iwae_log_likelihood(model: VAE, x: torch.Tensor, k: int = 1000, max_images: 
         k: importance samples per image.
         max_images: memory bound, N_chunk * k_chunk decoded images.
         progress: a tqdm bar over the batches.
+        generator: draws the samples' noise (``None``: torch's global generator).
 
     Example:
         >>> iwae_log_likelihood(ConvVAE(2), binarize(torch.rand(2, 1, 28, 28)), k=10).shape
         torch.Size([2])
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    check_positive_int(k, "k")
+    check_positive_int(max_images, "max_images")
     device = next(model.parameters()).device
     k_chunk = min(k, max_images)
     n_chunk = max(1, max_images // k_chunk)
@@ -616,7 +558,7 @@ def iwae_log_likelihood(model: VAE, x: torch.Tensor, k: int = 1000, max_images: 
         lse, done = None, 0
         while done < k:
             m = min(k_chunk, k - done)
-            part = torch.logsumexp(log_importance_weights(model, xb, m), dim=0)
+            part = torch.logsumexp(log_importance_weights(model, xb, m, generator), dim=0)
             lse = part if lse is None else torch.logaddexp(lse, part)
             done += m
         results.append((lse - math.log(k)).cpu())
@@ -644,7 +586,8 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.
         >>> active_units(mu)
         (1, tensor([5.0000e-01, 5.0000e-05]))
     """
-    if mu.ndim != 2 or mu.shape[0] < 2:
+    check_points(mu, "mu")
+    if mu.shape[0] < 2:
         raise ValueError(f"mu must have shape (N, D) with N >= 2, got {tuple(mu.shape)}")
     variances = mu.var(dim=0)
     return int((variances > threshold).sum()), variances
@@ -652,7 +595,8 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.
 
 @torch.no_grad()
 def evaluate_vae(model: VAE, x: torch.Tensor, x_grey: torch.Tensor | None = None, k: int = 1000,
-                 n_iwae: int | None = None, batch_size: int = 500, progress: bool = False) -> dict[str, float]:
+                 n_iwae: int | None = None, batch_size: int = 500, progress: bool = False,
+                 seed: int = 0) -> dict[str, float]:
     """Test metrics of a trained VAE, in nats per image: the table of the book's VAE chapter.
 
     Args:
@@ -662,12 +606,20 @@ def evaluate_vae(model: VAE, x: torch.Tensor, x_grey: torch.Tensor | None = None
         k: IWAE samples.
         n_iwae: estimate the IWAE NLL on the first ``n_iwae`` images only (it costs k decoder passes
             per image); ``None`` uses all.
+        batch_size: images per forward pass.
+        progress: a tqdm bar over the IWAE batches.
+        seed: seeds the noise: each of the three estimates (the ELBO on ``x``, the IWAE NLL, the
+            ELBO on the IWAE subset) draws from its own CPU ``torch.Generator`` seeded with it, so
+            the metrics repeat on every device and torch's global generator is left as it was.
 
     Returns:
         ``{"neg_elbo", "recon", "kl", "iwae_nll", "iwae_k", "iwae_images", "neg_elbo_iwae_images",
         "psnr_db", "active_units"}``: negative ELBO and its parts averaged over ``x``; the IWAE NLL
         estimate and, for comparison, the negative ELBO on the same ``n_iwae`` images; the PSNR of
         decode(mu(x)) against ``x_grey``; the active units.
+
+    Raises:
+        ValueError: if ``k``, ``batch_size`` or ``n_iwae`` is not a positive int, or ``seed`` is negative.
 
     Example:
         >>> x = torch.rand(6, 1, 28, 28)
@@ -678,33 +630,34 @@ def evaluate_vae(model: VAE, x: torch.Tensor, x_grey: torch.Tensor | None = None
     from course_lib.metrics import psnr  # local import: metrics does not depend on the VAE
     from course_lib.training import evaluate
 
+    check_positive_int(k, "k")
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(seed, "seed", minimum=0)
+    if n_iwae is not None:
+        check_positive_int(n_iwae, "n_iwae")
+
+    def generator() -> torch.Generator:
+        return torch.Generator().manual_seed(seed)
+
     was_training = model.training
     model.eval()
-    torch.manual_seed(0)
-    terms = evaluate(model, ELBOObjective(), x, batch_size=batch_size)
-    x_sub = x if n_iwae is None else x[:n_iwae]
-    torch.manual_seed(0)
-    iwae = iwae_log_likelihood(model, x_sub, k=k, progress=progress)
-    torch.manual_seed(0)
-    elbo_sub = evaluate(model, ELBOObjective(), x_sub, batch_size=batch_size)
-    device = next(model.parameters()).device
-    x_hat, mus = [], []
-    for s in range(0, len(x), batch_size):
-        mu, _ = model.encode(x[s:s + batch_size].to(device))
-        mus.append(mu.cpu())
-        x_hat.append(model.decode(mu).cpu())
+    try:
+        terms = evaluate(model, ELBOObjective(generator=generator()), x, batch_size=batch_size)
+        x_sub = x if n_iwae is None else x[:n_iwae]
+        iwae = iwae_log_likelihood(model, x_sub, k=k, progress=progress, generator=generator())
+        elbo_sub = evaluate(model, ELBOObjective(generator=generator()), x_sub, batch_size=batch_size)
+        device = next(model.parameters()).device
+        x_hat, mus = [], []
+        for s in range(0, len(x), batch_size):
+            mu, _ = model.encode(x[s:s + batch_size].to(device))
+            mus.append(mu.cpu())
+            x_hat.append(model.decode(mu).cpu())
+    finally:
+        model.train(was_training)
     x_grey = x if x_grey is None else x_grey
-    model.train(was_training)
     return {
         "neg_elbo": terms["recon"] + terms["kl"], "recon": terms["recon"], "kl": terms["kl"],
         "iwae_nll": float(-iwae.mean()), "iwae_k": k, "iwae_images": len(x_sub),
         "neg_elbo_iwae_images": elbo_sub["recon"] + elbo_sub["kl"],
         "psnr_db": float(psnr(torch.cat(x_hat), x_grey)), "active_units": active_units(torch.cat(mus))[0],
     }
-
-
-def _same_shape(**tensors: torch.Tensor) -> None:
-    (n1, t1), *rest = tensors.items()
-    for n2, t2 in rest:
-        if t1.shape != t2.shape:
-            raise ValueError(f"{n1} and {n2} must have the same shape, got {tuple(t1.shape)} and {tuple(t2.shape)}")

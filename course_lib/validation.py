@@ -84,10 +84,19 @@ def check_range(x: torch.Tensor, name: str, low: float, high: float, hint: str =
     ``scipy.ndimage.gaussian_filter`` has values like -1.6e-17, which are not an error.
     Values are never clipped.
     """
+    _check_bounds(name, *_min_max(x), low, high, hint)
+
+
+def _check_bounds(name: str, lo: float, hi: float, low: float, high: float, hint: str = "") -> None:
     tol = ROUND_OFF * (high - low)
-    lo, hi = float(x.min()), float(x.max())
     if lo < low - tol or hi > high + tol:
         raise ValueError(f"{name} has values in [{lo:.4g}, {hi:.4g}], outside [{low:g}, {high:g}]" + hint)
+
+
+def _min_max(x: torch.Tensor) -> tuple[float, float]:
+    """The smallest and largest value, read from the device at once (one synchronisation)."""
+    lo, hi = torch.stack(torch.aminmax(x.detach())).tolist() if x.dtype != torch.bool else (0.0, 1.0)
+    return float(lo), float(hi)
 
 
 def check_images(images, name: str = "images", channels: tuple[int, ...] = (1, 3),
@@ -113,8 +122,10 @@ def check_images(images, name: str = "images", channels: tuple[int, ...] = (1, 3
     if not images.is_floating_point():
         raise ValueError(f"{name} must have a floating dtype (values in [0, {data_range:g}]), got {images.dtype}; "
                          "convert uint8 images with images.float() / 255")
-    check_finite(images, name)
-    check_range(images, name, 0.0, data_range)
+    lo, hi = _min_max(images)  # min and max propagate NaN and inf: one read checks all three
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or inf")
+    _check_bounds(name, lo, hi, 0.0, data_range)
 
 
 def check_image_pair(preds, target, data_range: float) -> None:

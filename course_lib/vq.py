@@ -1,6 +1,6 @@
 """The VQ-VAE of the VQ-VAE chapter: a codebook of K vectors, nearest-code quantization, the
 straight-through estimator, the VQ loss, codebook health (perplexity, dead codes, EMA updates,
-restarts), and a small autoregressive prior over the grid of codes.
+restarts). The autoregressive prior over the grid of codes is ``course_lib.pixelcnn.CodePrior``.
 
 Book equations (book/vqvae.md):
 
@@ -9,19 +9,28 @@ Book equations (book/vqvae.md):
 - (vq-loss) L = ||x - x_hat||^2 + ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2 (van den Oord et al. 2017, eq. 3);
 - (vq-perplexity) exp(-sum_k p_k log p_k), p_k the frequency of code k;
 - (vq-ema) N_k <- g N_k + (1 - g) n_k, m_k <- g m_k + (1 - g) sum_{z: k(z) = k} z, e_k = m_k / N_k;
-- (vq-prior) p(k_1, ..., k_L) = prod_i p(k_i | k_<i), trained by maximum likelihood.
+- (vq-prior) p(k_1, ..., k_L) = prod_i p(k_i | k_<i): ``course_lib.pixelcnn``.
+
+Mixed precision: the nearest-code search and the EMA statistics run in float32 whatever the
+autocast state (``course_lib.runtime.full_precision``): in bfloat16, ||z||^2 - 2 z.e + ||e||^2
+loses the small differences between nearby codes and picks wrong ones, and running sums drift.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.autoencoder import apply_in_batches
+from course_lib.autoencoder import IMAGE_SHAPE, apply_in_batches
+from course_lib.pixelcnn import (
+    CodePrior,  # noqa: F401  the shipped prior checkpoint names its class "course_lib.vq:CodePrior"
+    check_code_indices,
+)
+from course_lib.runtime import full_precision
+from course_lib.validation import check_choice, check_images, check_positive_int
 
 CODEBOOK_MODES = ("plain", "ema")
 
@@ -31,17 +40,19 @@ def nearest_code(z_e: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """Book equation (vq-quantize): the index of the nearest code, argmin_k ||z - e_k||^2.
 
     The squared distances of all vectors to all codes come from one matrix product,
-    ||z||^2 - 2 z.e_k + ||e_k||^2, with no Python loop over vectors or codes.
+    ||z||^2 - 2 z.e_k + ||e_k||^2, with no Python loop over vectors or codes. The search runs in
+    float32 with autocast off (bfloat16 inputs are cast up): in bfloat16 the differences between
+    nearby codes are lost in the rounding of the large terms ||z||^2 and 2 z.e_k.
 
     Args:
-        z_e: encoder outputs, shape (..., D).
-        codebook: the K code vectors, shape (K, D).
+        z_e: encoder outputs, shape (..., d).
+        codebook: the K code vectors, shape (K, d).
 
     Returns:
         Long tensor of shape (...), values in {0, ..., K - 1}.
 
     Raises:
-        ValueError: if ``codebook`` is not 2-D, or the last dimension of ``z_e`` is not D.
+        ValueError: if ``codebook`` is not 2-D, or the last dimension of ``z_e`` is not d.
 
     Example:
         >>> codebook = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-2.0, 0.0]])
@@ -49,10 +60,11 @@ def nearest_code(z_e: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
         tensor([1, 2, 0])
     """
     _check_codebook(z_e, codebook)
-    flat = z_e.detach().reshape(-1, z_e.shape[-1])
-    e = codebook.detach()
-    distances = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.T + e.pow(2).sum(1)
-    return distances.argmin(dim=1).reshape(z_e.shape[:-1])
+    with full_precision(z_e.device):
+        flat = z_e.detach().reshape(-1, z_e.shape[-1]).float()
+        e = codebook.detach().float()
+        distances = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.T + e.pow(2).sum(1)
+        return distances.argmin(dim=1).reshape(z_e.shape[:-1])
 
 
 def straight_through(z_e: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
@@ -63,7 +75,7 @@ def straight_through(z_e: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     (Bengio et al. 2013), and none reaches the codebook through this path.
 
     Args:
-        z_e: encoder outputs, shape (..., D).
+        z_e: encoder outputs, shape (..., d).
         e: their quantized values, the same shape.
 
     Returns:
@@ -88,11 +100,11 @@ def quantize(z_e: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, t
     """Equations (vq-quantize) and (vq-straight-through): nearest code, with a straight-through gradient.
 
     Args:
-        z_e: encoder outputs, shape (..., D).
-        codebook: shape (K, D).
+        z_e: encoder outputs, shape (..., d).
+        codebook: shape (K, d).
 
     Returns:
-        ``(z_q, indices)``: z_q of shape (..., D) equal to ``codebook[indices]`` in value, whose
+        ``(z_q, indices)``: z_q of shape (..., d) equal to ``codebook[indices]`` in value, whose
         gradient flows to ``z_e`` (not to the codebook: the codebook learns through
         ``vq_loss`` or the EMA update); indices of shape (...).
 
@@ -116,7 +128,7 @@ def vq_loss_terms(z_e: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, tor
     batch, like the reconstruction loss (ae-loss), so all terms are per image.
 
     Args:
-        z_e: encoder outputs, shape (N, ..., D).
+        z_e: encoder outputs, shape (N, ..., d).
         e: the selected codes ``codebook[indices]``, the same shape. Pass e itself, *not* the
             straight-through z_q: z_q has no gradient path to the codebook.
 
@@ -140,7 +152,7 @@ def vq_loss(z_e: torch.Tensor, e: torch.Tensor, beta: float = 0.25) -> torch.Ten
     """Book equation (vq-loss) without its reconstruction term: ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2.
 
     Args:
-        z_e: encoder outputs, shape (N, ..., D).
+        z_e: encoder outputs, shape (N, ..., d).
         e: the selected codes ``codebook[indices]`` (not z_q), the same shape.
         beta: weight of the commitment term (0.25 in van den Oord et al. 2017).
 
@@ -174,7 +186,7 @@ def code_usage(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
         >>> code_usage(torch.tensor([0, 2, 2]), 4)
         tensor([1, 0, 2, 0])
     """
-    _check_indices(indices, num_codes)
+    check_code_indices(indices, num_codes)
     return torch.bincount(indices.reshape(-1).long(), minlength=num_codes)
 
 
@@ -229,11 +241,13 @@ class VectorQuantizer(nn.Module):
 
     Args:
         num_codes: K.
-        code_dim: D.
+        code_dim: d.
         mode: ``"plain"`` or ``"ema"``.
         beta: commitment weight of (vq-loss).
         decay: gamma of (vq-ema).
-        eps: Laplace smoothing of the EMA counts (avoids dividing by zero).
+        eps: Laplace smoothing of the EMA counts: N_k becomes (N_k + eps) / (n + K eps) * n with
+            n = sum_k N_k, so a code whose count has decayed to 0 gets e_k = m_k / (a small
+            positive number), not 0 / 0.
         restart_after: steps without use before a restart; 0 disables restarts.
 
     Example:
@@ -246,15 +260,14 @@ class VectorQuantizer(nn.Module):
     def __init__(self, num_codes: int, code_dim: int, mode: str = "plain", beta: float = 0.25,
                  decay: float = 0.99, eps: float = 1e-5, restart_after: int = 0):
         super().__init__()
-        for name, value in (("num_codes", num_codes), ("code_dim", code_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if mode not in CODEBOOK_MODES:
-            raise ValueError(f"mode must be one of {CODEBOOK_MODES}, got {mode!r}")
-        if not 0 <= decay < 1:
-            raise ValueError(f"decay must be in [0, 1), got {decay!r}")
-        if not isinstance(restart_after, int) or restart_after < 0:
-            raise ValueError(f"restart_after must be a non-negative int, got {restart_after!r}")
+        check_positive_int(num_codes, "num_codes")
+        check_positive_int(code_dim, "code_dim")
+        check_choice(mode, "mode", CODEBOOK_MODES)
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
+            raise ValueError(f"decay must be a number in [0, 1), got {decay!r}")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+            raise ValueError(f"eps must be a number >= 0, got {eps!r}")
+        check_positive_int(restart_after, "restart_after", minimum=0)
         self.num_codes, self.code_dim, self.mode = num_codes, code_dim, mode
         self.beta, self.decay, self.eps, self.restart_after = beta, decay, eps, restart_after
         init = torch.empty(num_codes, code_dim).uniform_(-1 / num_codes, 1 / num_codes)
@@ -267,11 +280,11 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("steps_unused", torch.zeros(num_codes, dtype=torch.long))
 
     def forward(self, z_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Quantize z_e of shape (N, ..., D).
+        """Quantize z_e of shape (N, ..., d).
 
         Returns:
             ``(z_q, indices, {"codebook": ..., "commitment": ...})``: the straight-through z_q
-            (N, ..., D), the indices (N, ...), and the two terms of (vq-loss) (unweighted).
+            (N, ..., d), the indices (N, ...), and the two terms of (vq-loss) (unweighted).
         """
         indices = nearest_code(z_e, self.codebook)
         e = self.codebook[indices]  # a copy: the updates below do not change this step's e
@@ -290,18 +303,22 @@ class VectorQuantizer(nn.Module):
     def ema_update(self, z_e: torch.Tensor, indices: torch.Tensor) -> None:
         """One step of (vq-ema): N_k <- g N_k + (1-g) n_k, m_k <- g m_k + (1-g) sum z, e_k = m_k / N_k.
 
-        n_k counts the vectors of the batch assigned to code k; N_k is Laplace-smoothed with
-        ``eps`` before dividing. A code that no vector chose keeps its value.
+        n_k counts the vectors of the batch assigned to code k; before dividing, N_k is
+        Laplace-smoothed, (N_k + eps) / (n + K eps) * n with n = sum_k N_k, so that a code whose
+        count has decayed to 0 gives a finite e_k. A code that no vector chose keeps (nearly) its
+        value: m_k and N_k decay together. The statistics are float32 sums computed with autocast
+        off, whatever the dtype of ``z_e``.
         """
         if self.mode != "ema":
             raise ValueError(f"ema_update needs mode='ema', this quantizer has mode={self.mode!r}")
-        flat = z_e.detach().reshape(-1, self.code_dim).to(self.ema_sum.dtype)
-        one_hot = F.one_hot(indices.reshape(-1), self.num_codes).to(flat.dtype)
-        self.ema_count.mul_(self.decay).add_(one_hot.sum(0), alpha=1 - self.decay)
-        self.ema_sum.mul_(self.decay).add_(one_hot.T @ flat, alpha=1 - self.decay)
-        total = self.ema_count.sum()
-        smoothed = (self.ema_count + self.eps) / (total + self.num_codes * self.eps) * total
-        self.codebook.copy_(self.ema_sum / smoothed.unsqueeze(1))
+        with full_precision(z_e.device):
+            flat = z_e.detach().reshape(-1, self.code_dim).float()
+            one_hot = F.one_hot(indices.reshape(-1), self.num_codes).float()
+            self.ema_count.mul_(self.decay).add_(one_hot.sum(0), alpha=1 - self.decay)
+            self.ema_sum.mul_(self.decay).add_(one_hot.T @ flat, alpha=1 - self.decay)
+            total = self.ema_count.sum()
+            smoothed = (self.ema_count + self.eps) / (total + self.num_codes * self.eps) * total
+            self.codebook.copy_(self.ema_sum / smoothed.unsqueeze(1))
 
     @torch.no_grad()
     def restart_dead_codes(self, z_e: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -327,11 +344,11 @@ class VQVAE(nn.Module):
     """A convolutional VQ-VAE for 1x28x28 images with a 7x7 grid of discrete codes.
 
     Encoder: two stride-2 convolutions as in ``course_lib.autoencoder.conv_encoder``
-    (28 -> 14 -> 7), then a 1x1 convolution to D channels: z_e of shape (N, 7, 7, D). Each of the
+    (28 -> 14 -> 7), then a 1x1 convolution to d channels: z_e of shape (N, 7, 7, d). Each of the
     49 vectors is quantized to one of K codes. Decoder: the mirror image, ending in a sigmoid.
 
     Args:
-        num_codes: K. code_dim: D. channels: width of the first convolution.
+        num_codes: K. code_dim: d. channels: width of the first convolution.
         mode, beta, decay, restart_after: passed to ``VectorQuantizer``.
 
     Example:
@@ -363,9 +380,12 @@ class VQVAE(nn.Module):
         )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, 28) images -> z_e, (N, 7, 7, D) continuous encoder outputs."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-            raise ValueError(f"x must have shape (N, 1, 28, 28), got {tuple(x.shape)}")
+        """(N, 1, 28, 28) images in [0, 1] -> z_e, (N, 7, 7, d) continuous encoder outputs.
+
+        Raises:
+            ValueError: as ``course_lib.validation.check_images`` (shape, dtype, range).
+        """
+        check_images(x, "x", shape=IMAGE_SHAPE)
         return self.encoder(x).permute(0, 2, 3, 1)
 
     @torch.no_grad()
@@ -374,12 +394,12 @@ class VQVAE(nn.Module):
         return nearest_code(self.encode(x), self.quantizer.codebook)
 
     def decode(self, z_q: torch.Tensor) -> torch.Tensor:
-        """(N, 7, 7, D) quantized vectors -> (N, 1, 28, 28) images in [0, 1]."""
+        """(N, 7, 7, d) quantized vectors -> (N, 1, 28, 28) images in [0, 1]."""
         return torch.sigmoid(self.decoder(z_q.permute(0, 3, 1, 2)))
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """(N, 7, 7) code indices -> (N, 1, 28, 28) images in [0, 1]."""
-        _check_indices(indices, self.num_codes)
+        check_code_indices(indices, self.num_codes)
         return self.decode(self.quantizer.codebook[indices])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -403,115 +423,6 @@ def vqvae_loss(model: VQVAE, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"loss": loss, "recon": recon, **terms, "perplexity": perplexity(indices, model.num_codes)}
 
 
-# --------------------------------------------------------------------------- the prior
-class MaskedConv2d(nn.Conv2d):
-    """A convolution that only sees positions before the centre in raster order (van den Oord et al. 2016).
-
-    The kernel of ``rows`` x ``cols`` (``cols`` odd) covers the ``rows - 1`` rows above the output
-    position and its own row, centred on it (the rows below would be masked anyway, so they are
-    not computed). On its own row, mask ``"A"`` hides the centre and everything to its right
-    (first layer: output i must not see input i); mask ``"B"`` lets the centre through (later
-    layers: feature i already depends only on inputs before i).
-
-    Example:
-        >>> MaskedConv2d(1, 1, (2, 3), "A").mask
-        tensor([[1., 1., 1.],
-                [1., 0., 0.]])
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int], mask_type: str):
-        rows, cols = kernel_size
-        if mask_type not in ("A", "B"):
-            raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
-        if rows < 1 or cols < 1 or cols % 2 != 1:
-            raise ValueError(f"kernel_size must be (rows >= 1, odd cols), got {kernel_size!r}")
-        super().__init__(in_channels, out_channels, (rows, cols))
-        mask = torch.ones(rows, cols)
-        mask[-1, cols // 2 + (mask_type == "B"):] = 0
-        self.register_buffer("mask", mask)
-        self.causal_padding = (cols // 2, cols // 2, rows - 1, 0)  # left, right, top, bottom
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, self.causal_padding), self.weight * self.mask, self.bias)
-
-
-class CodePrior(nn.Module):
-    """Book equation (vq-prior): a PixelCNN-style autoregressive model of a grid of code indices.
-
-    The first masked convolution (mask A) spans H rows and 2W-1 columns, so the output at every
-    position sees *all* earlier positions of the H x W grid (no blind spot); residual blocks of
-    2x3 mask-B convolutions and 1x1 convolutions follow; a 1x1 convolution gives K logits.
-
-    Args:
-        num_codes: K. grid: (H, W). embed_dim: size of each code's embedding.
-        channels: hidden width. blocks: number of residual blocks.
-
-    Example:
-        >>> prior = CodePrior(num_codes=8, grid=(3, 3), channels=16, blocks=1)
-        >>> codes = torch.randint(8, (2, 3, 3))
-        >>> prior(codes).shape, prior_nll(prior, codes).shape
-        (torch.Size([2, 8, 3, 3]), torch.Size([2]))
-    """
-
-    def __init__(self, num_codes: int = 64, grid: tuple[int, int] = (7, 7), embed_dim: int = 8,
-                 channels: int = 48, blocks: int = 2):
-        super().__init__()
-        self.num_codes, self.grid = num_codes, tuple(grid)
-        self.embed = nn.Embedding(num_codes, embed_dim)
-        self.first = MaskedConv2d(embed_dim, channels, (self.grid[0], 2 * self.grid[1] - 1), "A")
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.ReLU(), MaskedConv2d(channels, channels, (2, 3), "B"), nn.ReLU(),
-                          nn.Conv2d(channels, channels, 1))
-            for _ in range(blocks)
-        )
-        self.out = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, num_codes, 1))
-
-    def logits_from_embedding(self, h: torch.Tensor) -> torch.Tensor:
-        """(N, embed_dim, H, W) embedded codes -> (N, K, H, W) logits of p(k_i | k_<i)."""
-        h = self.first(h)
-        for block in self.blocks:
-            h = h + block(h)
-        return self.out(h)
-
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        """(N, H, W) code indices -> (N, K, H, W) logits; position i depends only on codes before i."""
-        if codes.ndim != 3 or tuple(codes.shape[1:]) != self.grid:
-            raise ValueError(f"codes must have shape (N, {self.grid[0]}, {self.grid[1]}), got {tuple(codes.shape)}")
-        _check_indices(codes, self.num_codes)
-        return self.logits_from_embedding(self.embed(codes).permute(0, 3, 1, 2))
-
-    @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw n grids of codes (N, H, W), one position at a time in raster order."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature!r}")
-        device = self.embed.weight.device
-        codes = torch.zeros(n, *self.grid, dtype=torch.long, device=device)
-        for i in range(self.grid[0]):
-            for j in range(self.grid[1]):
-                probs = F.softmax(self(codes)[:, :, i, j] / temperature, dim=1)
-                codes[:, i, j] = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
-        return codes
-
-
-def prior_nll(prior: CodePrior, codes: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood -log p(codes) in nats, one value per grid: shape (N,).
-
-    Divide by H*W*ln 2 for bits per code; a uniform prior gives log2 K bits per code.
-    """
-    logits = prior(codes)
-    return F.cross_entropy(logits, codes, reduction="none").flatten(1).sum(1)
-
-
-def prior_loss(prior: CodePrior, codes: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Objective for ``course_lib.training.train`` on grids of codes (N, H, W): mean NLL in nats per
-    grid as ``"loss"``, and ``"bits_per_code"``."""
-    nll = prior_nll(prior, codes).mean()
-    return {"loss": nll, "bits_per_code": nll / (math.prod(prior.grid) * math.log(2))}
-
-
 # --------------------------------------------------------------------------- validation helpers
 def _check_codebook(z_e: torch.Tensor, codebook: torch.Tensor) -> None:
     if not isinstance(codebook, torch.Tensor) or codebook.ndim != 2:
@@ -519,16 +430,6 @@ def _check_codebook(z_e: torch.Tensor, codebook: torch.Tensor) -> None:
     if not isinstance(z_e, torch.Tensor) or z_e.ndim < 1 or z_e.shape[-1] != codebook.shape[1]:
         raise ValueError(f"z_e must have shape (..., {codebook.shape[1]}) to match the codebook, "
                          f"got {tuple(getattr(z_e, 'shape', ()))}")
-
-
-def _check_indices(indices: torch.Tensor, num_codes: int) -> None:
-    if not isinstance(num_codes, int) or num_codes < 1:
-        raise ValueError(f"num_codes must be a positive int, got {num_codes!r}")
-    if not isinstance(indices, torch.Tensor) or indices.dtype.is_floating_point or indices.numel() == 0:
-        raise ValueError("indices must be a non-empty integer tensor")
-    if indices.min() < 0 or indices.max() >= num_codes:
-        low, high = int(indices.min()), int(indices.max())
-        raise ValueError(f"indices must be in [0, {num_codes}), got values in [{low}, {high}]")
 
 
 # --------------------------------------------------------------------------- training helpers
@@ -549,34 +450,3 @@ def codebook_tracker(model: VQVAE, images: torch.Tensor) -> Callable[[int, dict]
         history.setdefault("code_usage", []).append(code_usage(indices, model.num_codes).tolist())
 
     return track
-
-
-def train_in_chunks(model: nn.Module, objective, data: torch.Tensor, *, chunk_size: int, passes: int,
-                    lr: float = 1e-3, batch_size: int = 128, seed: int = 0, **train_kwargs) -> dict:
-    """``course_lib.training.train`` over successive chunks of ``chunk_size`` shuffled examples, one
-    history entry per chunk, so that short trainings still show how the codebook evolves.
-
-    Args:
-        passes: number of passes over ``data``; each pass is cut into len(data) // chunk_size chunks.
-        **train_kwargs: passed to ``train`` (``val_data``, ``device``, ``on_epoch_end``, ``progress``...).
-
-    Returns:
-        The history, one value per chunk.
-    """
-    from course_lib.training import train
-
-    if not isinstance(chunk_size, int) or not 1 <= chunk_size <= len(data):
-        raise ValueError(f"chunk_size must be an int in [1, {len(data)}], got {chunk_size!r}")
-    if not isinstance(passes, int) or passes < 1:
-        raise ValueError(f"passes must be a positive int, got {passes!r}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    history: dict = {}
-    step = 0
-    for _ in range(passes):
-        order = torch.randperm(len(data), generator=generator)
-        for start in range(0, len(data) - chunk_size + 1, chunk_size):
-            train(model, objective, data[order[start:start + chunk_size]], epochs=1, optimizer=optimizer,
-                  batch_size=batch_size, seed=seed + step, history=history, **train_kwargs)
-            step += 1
-    return history

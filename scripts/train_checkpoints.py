@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from course_lib import autoencoder, checkpoints, classifier, vae, vq
+from course_lib import autoencoder, checkpoints, classifier, likelihoods, pixelcnn, vae, vq
 from course_lib.data import load_fashion_mnist
 from course_lib.metrics import psnr
 from course_lib.runtime import get_device, seed_everything
-from course_lib.training import evaluate, train
+from course_lib.training import evaluate, train, train_in_chunks
 
 VALIDATION_SIZE = 5000  # the last 5,000 training images are held out for validation
 
@@ -63,7 +63,7 @@ def vqvae_recipe(mode: str = "plain", restart_after: int = 0, passes: int = 12, 
         model = vq.VQVAE(**init_kwargs)
         recipe = {"passes": passes, "chunk_size": chunk_size, "lr": 1e-3, "batch_size": 128, "seed": 0,
                   "val_subset": 2000}
-        history = vq.train_in_chunks(
+        history = train_in_chunks(
             model, vq.vqvae_loss, x_train, chunk_size=chunk_size, passes=passes, lr=1e-3, batch_size=128, seed=0,
             val_data=x_val[:2000], device=device, progress=False,
             on_epoch_end=vq.codebook_tracker(model, x_val[:2000]),
@@ -92,11 +92,11 @@ def vq_prior_recipe(vqvae_name: str, epochs: int = 6):
                  (("train", x_train), ("val", x_val), ("test", x_test))}
         seed_everything(0)
         init_kwargs = {"num_codes": vqvae.num_codes, "grid": list(vqvae.grid)}
-        prior = vq.CodePrior(**init_kwargs)
+        prior = pixelcnn.CodePrior(**init_kwargs)
         recipe = {"vqvae": vqvae_name, "epochs": epochs, "lr": 1e-3, "batch_size": 128, "seed": 0}
-        history = train(prior, vq.prior_loss, codes["train"], val_data=codes["val"], device=device, progress=False,
-                        **{k: v for k, v in recipe.items() if k != "vqvae"})
-        test = evaluate(prior, vq.prior_loss, codes["test"])
+        history = train(prior, pixelcnn.prior_loss, codes["train"], val_data=codes["val"], device=device,
+                        progress=False, **{k: v for k, v in recipe.items() if k != "vqvae"})
+        test = evaluate(prior, pixelcnn.prior_loss, codes["test"])
         grid_size = math.prod(vqvae.grid)
         metrics = {
             "test_nll_nats_per_image": test["loss"],
@@ -124,8 +124,8 @@ def vae_recipe(latent_dim: int, likelihood: str = "bernoulli", epochs: int = 5, 
         x_train, x_val, x_test = fashion_splits()
         binary = likelihood == "bernoulli"
         if binary:
-            x_val = vae.binarize(x_val, torch.Generator().manual_seed(1))
-            x_test_model = vae.binarize(x_test, torch.Generator().manual_seed(VAE_TEST_BINARIZATION_SEED))
+            x_val = likelihoods.binarize(x_val, torch.Generator().manual_seed(1))
+            x_test_model = likelihoods.binarize(x_test, torch.Generator().manual_seed(VAE_TEST_BINARIZATION_SEED))
         else:
             x_test_model = x_test
         seed_everything(0)

@@ -59,6 +59,9 @@ def test_encode_and_reconstruct_dataset_match_direct_calls():
 @pytest.mark.parametrize("call, match", [
     (lambda: autoencoder.ConvAutoencoder(latent_dim=0), "latent_dim must be a positive int"),
     (lambda: autoencoder.ConvAutoencoder(2).encode(torch.rand(2, 28, 28)), r"x must have shape \(N, 1, 28, 28\)"),
+    (lambda: autoencoder.ConvAutoencoder(2).encode(torch.full((2, 1, 28, 28), 255.0)), r"outside \[0, 1\]"),
+    (lambda: autoencoder.ConvAutoencoder(2).encode(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)), "floating dtype"),
+    (lambda: autoencoder.ConvAutoencoder(2).encode(torch.zeros(0, 1, 28, 28)), "x is empty"),
     (lambda: autoencoder.ConvAutoencoder(2).decode(torch.rand(2, 3)), r"z must have shape \(N, 2\)"),
     (lambda: autoencoder.reconstruction_loss(torch.rand(2, 4), torch.rand(4)), "same shape"),
     (lambda: autoencoder.conv_output_size(28, 0), "kernel_size must be a positive int"),

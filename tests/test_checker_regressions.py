@@ -858,6 +858,60 @@ FID_TERMS_WRONG = [
 FID_TERMS_RIGHT = [_terms_scipy, _terms_pytorch_fid, lambda *a: tuple(t.float() for t in _terms_student(*a)),
                    _terms_student]
 
+# ================================================================================== 7.1 KID's unbiased estimator
+
+
+def _mmd_student(k_xx, k_yy, k_xy, *, diagonal=False, within="pairs", cross="all", factor=2):
+    m = k_xx.shape[0]
+    off = ~torch.eye(m, dtype=torch.bool)
+    if diagonal:
+        within_sum = k_xx.sum() + k_yy.sum()
+    else:
+        within_sum = k_xx[off].sum() + k_yy[off].sum()
+    within_term = within_sum / (m * (m - 1) if within == "pairs" else m**2)
+    cross_term = k_xy.mean() if cross == "all" else k_xy[off].sum() / (m * (m - 1))
+    return within_term - factor * cross_term
+
+
+def _mmd_torch_fidelity_numpy(k_xx, k_yy, k_xy):
+    from torch_fidelity.metric_kid import mmd2
+
+    return mmd2(k_xx.detach().numpy(), k_xy.detach().numpy(), k_yy.detach().numpy())  # its order: XX, XY, YY
+
+
+def _mmd_row_sums(k_xx, k_yy, k_xy):
+    """torch-fidelity's route (row sums without the diagonal), in torch."""
+    m = k_xx.shape[0]
+    kt_xx = (k_xx.sum(dim=1) - torch.diagonal(k_xx)).sum()
+    kt_yy = (k_yy.sum(dim=1) - torch.diagonal(k_yy)).sum()
+    return (kt_xx + kt_yy) / (m * (m - 1)) - 2 * k_xy.sum(dim=0).sum() / (m * m)
+
+
+def _mmd_upper_triangle(k_xx, k_yy, k_xy):
+    m = k_xx.shape[0]
+    return 2 * (torch.triu(k_xx, 1).sum() + torch.triu(k_yy, 1).sum()) / (m * (m - 1)) - 2 * k_xy.mean()
+
+
+MMD_WRONG = [
+    (lambda a, b, c: a.mean() + b.mean() - 2 * c.mean(), "that is the biased estimator"),
+    (lambda a, b, c: _mmd_student(a, b, c, diagonal=True), "still include the diagonal terms"),
+    (lambda a, b, c: _mmd_student(a, b, c, within="all"), "still divided by m^2"),
+    (lambda a, b, c: _mmd_student(a, b, c, factor=1), "the cross term counts twice"),
+    (lambda a, b, c: _mmd_student(a, b, c, cross="off_diagonal"), "'u-statistic' variant"),
+    (lambda a, b, c: (a.sum() - a.trace()) / (len(a) * (len(a) - 1)) - 2 * c.mean(),
+     "the generated set's own term is missing"),
+    (lambda a, b, c: float(_mmd_student(a, b, c)), "your function returns a number, not a tensor"),
+    (_mmd_torch_fidelity_numpy, "k_xx receives no gradient"),  # right values, in numpy
+    (lambda a, b, c: a[~torch.eye(len(a), dtype=torch.bool)].mean() + b.mean() - 2 * c.mean(),
+     "the generated set's within-set average: off"),
+]
+MMD_RIGHT = [
+    _mmd_student,  # boolean mask of the off-diagonal entries
+    _mmd_row_sums,
+    _mmd_upper_triangle,  # symmetric kernels: the upper triangle, twice
+    lambda a, b, c: _mmd_student(a.float(), b.float(), c.float()),  # float32
+]
+
 # ================================================================================== the tables
 
 WRONG = {
@@ -889,6 +943,7 @@ WRONG = {
     "check_psnr_answer": PSNR_ANSWER_WRONG,
     "check_lpips_from_features": LPIPS_WRONG,
     "check_fid_terms": FID_TERMS_WRONG,
+    "check_mmd2_unbiased": MMD_WRONG,
 }
 RIGHT = {
     "check_reconstruction_loss": RECONSTRUCTION_RIGHT,
@@ -919,6 +974,7 @@ RIGHT = {
     "check_psnr_answer": PSNR_ANSWER_RIGHT,
     "check_lpips_from_features": LPIPS_RIGHT,
     "check_fid_terms": FID_TERMS_RIGHT,
+    "check_mmd2_unbiased": MMD_RIGHT,
 }
 
 

@@ -122,7 +122,7 @@ def test_iwae_approaches_log_p_as_k_grows(setup):
     gaps, stderrs = [], []
     for k in (1, 10, 100, 1000, 10_000):
         bounds = torch.logsumexp(log_w.view(-1, k, len(x)), dim=1) - math.log(k)  # 100000/k independent L_k
-        assert torch.allclose(bounds[0], iwae_bound(log_w[:k]))
+        assert torch.allclose(bounds[0], iwae_bound(log_w[:k], k=k))
         gaps.append((log_p - bounds.mean(0)).mean().item())
         stderrs.append((bounds.std(0) / math.sqrt(len(bounds))).mean().item())
     assert abs(gaps[0] - kl.mean().item()) < 5 * stderrs[0]  # k = 1: E[gap] = KL(q || p(z|x))
@@ -142,6 +142,17 @@ def test_linear_gaussian_rejects_bad_input():
         model.log_marginal(torch.zeros(3, 5))
     with pytest.raises(ValueError, match="q_cov"):
         model.elbo(torch.zeros(3, 4), torch.zeros(3, 2), torch.eye(3))
+    with pytest.raises(ValueError, match="D must be a positive int"):
+        LinearGaussianModel.random(D=0)
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        model.sample(0)
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        model.log_weights(torch.zeros(3, 4), torch.zeros(3, 2), torch.eye(2), k=0)
+
+
+def test_linear_gaussian_reads_python_numbers_in_float64():
+    model = LinearGaussianModel([[1.0], [0.1]], [0.1, 0.0], 0.1)  # 0.1 is not a float32 number
+    assert model.W.dtype == torch.float64 and model.W[1, 0].item() == 0.1 and model.b[0].item() == 0.1
 
 
 # --------------------------------------------------------------------------- gradient estimators
@@ -189,3 +200,5 @@ def test_gradient_samples_rejects_bad_input():
         ge.gradient_samples("reparam", f, MU, LOG_SIGMA, 0)
     with pytest.raises(ValueError, match="mu and log_sigma"):
         ge.gradient_samples("reparam", f, MU, LOG_SIGMA[:2], 10)
+    with pytest.raises(ValueError, match="repeats must be an int >= 2"):
+        ge.estimator_variance("reparam", f, MU, LOG_SIGMA, 10, 1)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from course_lib import checkpoints
-from course_lib.training import batches, evaluate, train
+from course_lib.training import batches, evaluate, train, train_in_chunks
 
 
 class Line(nn.Module):
@@ -68,6 +68,78 @@ def test_batches_cover_every_row_once():
 def test_bad_arguments(line_data, kwargs, match):
     with pytest.raises(ValueError, match=match):
         train(Line(), squared_error, line_data, progress=False, **kwargs)
+
+
+def test_train_in_chunks_logs_one_entry_per_chunk_and_follows_the_shuffles(line_data):
+    seen = []
+
+    def recording(model, batch):
+        if model.training:
+            seen.append(batch[:, 0].clone())
+        return squared_error(model, batch)
+
+    epochs = []
+    history = train_in_chunks(Line(), recording, line_data, chunk_size=20, passes=2, lr=0.1, batch_size=7, seed=3,
+                              progress=False, device="cpu", val_data=line_data,
+                              on_epoch_end=lambda epoch, h: epochs.append(epoch))
+    per_pass = 64 // 20  # 3 chunks of 20; 4 examples of each shuffle sit the pass out
+    assert all(len(v) == 2 * per_pass for v in history.values())
+    assert {"train_loss", "val_loss"} <= set(history) and epochs == [1] * (2 * per_pass)
+    # the chunks are the successive 20-row slices of torch.randperm(64) drawn from a generator seeded with 3
+    g = torch.Generator().manual_seed(3)
+    x = line_data[:, 0]
+    trained = torch.cat(seen)
+    expected = []
+    for _ in range(2):
+        order = torch.randperm(64, generator=g)
+        expected += [sorted(x[order[s:s + 20]].tolist()) for s in range(0, 60, 20)]
+    chunks = [sorted(trained[i * 20:(i + 1) * 20].tolist()) for i in range(2 * per_pass)]
+    assert chunks == expected
+
+
+def test_train_in_chunks_is_one_training_with_one_optimizer(line_data):
+    # one Adam optimizer across chunks: the same steps as train() called by hand on the chunks
+    model = Line()
+    train_in_chunks(model, squared_error, line_data, chunk_size=32, passes=2, lr=0.05, batch_size=8, seed=1,
+                    progress=False, device="cpu")
+    by_hand = Line()
+    optimizer = torch.optim.Adam(by_hand.parameters(), lr=0.05)
+    g = torch.Generator().manual_seed(1)
+    step = 0
+    for _ in range(2):
+        order = torch.randperm(64, generator=g)
+        for start in (0, 32):
+            train(by_hand, squared_error, line_data[order[start:start + 32]], epochs=1, optimizer=optimizer,
+                  batch_size=8, seed=1 + step, progress=False, device="cpu")
+            step += 1
+    assert model.w.item() == by_hand.w.item()
+    fitted = Line()
+    train_in_chunks(fitted, squared_error, line_data, chunk_size=16, passes=30, lr=0.1, batch_size=16,
+                    progress=False, device="cpu")
+    assert fitted.w.item() == pytest.approx(3.0, abs=1e-2)
+
+
+def test_train_in_chunks_takes_tuple_data(line_data):
+    pairs = (line_data[:, :1], line_data[:, 1:])
+
+    def objective(model, batch):
+        x, y = batch
+        return {"loss": (model(x) - y).pow(2).mean()}
+
+    history = train_in_chunks(Line(), objective, pairs, chunk_size=64, passes=2, progress=False, device="cpu")
+    assert len(history["train_loss"]) == 2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"chunk_size": 0, "passes": 1}, r"chunk_size must be an int in \[1, 64\]"),
+    ({"chunk_size": 65, "passes": 1}, r"chunk_size must be an int in \[1, 64\]"),
+    ({"chunk_size": 8, "passes": 0}, "passes must be a positive int"),
+    ({"chunk_size": 8, "passes": 1, "epochs": 3}, r"does not support \['epochs'\]"),
+    ({"chunk_size": 8, "passes": 1, "lr_schedule": "cosine"}, "lr_schedule"),
+])
+def test_train_in_chunks_bad_arguments(line_data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train_in_chunks(Line(), squared_error, line_data, progress=False, **kwargs)
 
 
 def test_checkpoint_round_trip_and_manifest(tmp_path):

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import warnings
 
 import pytest
 import torch
 from torch import distributions as D
 
-from course_lib import vae
+from course_lib import likelihoods, vae
 from course_lib.checkpoints import read_manifest
 from course_lib.exercises import vae as ex
+from course_lib.training import evaluate
 
 
 def test_reparameterize_uses_std_and_given_eps():
@@ -29,6 +33,20 @@ def test_reparameterize_has_the_right_distribution_and_gradients():
     assert torch.allclose(z.std(0), torch.tensor([1.0, 3.0]), rtol=0.01)
     z.mean(0).sum().backward()  # d mean(z) / d mu = 1: the sample is differentiable in mu
     assert torch.allclose(mu.grad, torch.ones(2))
+
+
+def test_reparameterize_with_a_generator_is_reproducible_and_leaves_the_global_generator_alone():
+    mu, logvar = torch.tensor([[1.0, -1.0, 0.5]]), torch.log(torch.tensor([[4.0, 1.0, 0.25]]))
+    before = torch.get_rng_state()
+    z = vae.reparameterize(mu, logvar, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(before, torch.get_rng_state())
+    eps = torch.randn(1, 3, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(z, mu + torch.tensor([[2.0, 1.0, 0.5]]) * eps)
+    # without a generator: torch.randn_like(mu) from the global generator, as the exercise expects
+    torch.manual_seed(9)
+    z_global = vae.reparameterize(mu, logvar)
+    torch.manual_seed(9)
+    assert torch.equal(z_global, mu + torch.tensor([[2.0, 1.0, 0.5]]) * torch.randn_like(mu))
 
 
 def test_reparameterize_rejects_mismatched_shapes():
@@ -55,6 +73,10 @@ def test_gaussian_kl_zero_at_prior_and_rejects_bad_shapes():
         vae.gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 5))
     with pytest.raises(ValueError, match=r"\(N, D\)"):
         vae.gaussian_kl(torch.zeros(4), torch.zeros(4))
+    with pytest.raises(ValueError, match="logvar contains NaN or inf"):
+        vae.gaussian_kl(torch.zeros(3, 2), torch.full((3, 2), float("nan")))
+    with pytest.raises(ValueError, match="mu contains NaN or inf"):
+        vae.gaussian_kl(torch.full((3, 2), float("inf")), torch.zeros(3, 2))
 
 
 def test_gaussian_log_density_matches_torch():
@@ -62,61 +84,6 @@ def test_gaussian_log_density_matches_torch():
     z, mu, lv = (torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(3))
     expected = D.Normal(mu, (0.5 * lv).exp()).log_prob(z).sum(-1)
     assert torch.allclose(vae.gaussian_log_density(z, mu, lv), expected, atol=1e-12)
-
-
-def test_bernoulli_log_likelihood_matches_torch():
-    g = torch.Generator().manual_seed(3)
-    logits = 4 * torch.randn(5, 1, 6, 6, generator=g, dtype=torch.float64)
-    x = torch.bernoulli(torch.full((5, 1, 6, 6), 0.3, dtype=torch.float64), generator=g)
-    expected = D.Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1)
-    assert torch.allclose(vae.bernoulli_log_likelihood(logits, x), expected, atol=1e-10)
-    # far in the tails the logits form stays finite where log(sigmoid) would give -inf
-    assert torch.isfinite(vae.bernoulli_log_likelihood(torch.full((1, 2), 200.0), torch.zeros(1, 2))).all()
-    with pytest.raises(ValueError, match="logits and x"):
-        vae.bernoulli_log_likelihood(logits, x[:, :, :3])
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_continuous_bernoulli_matches_torch(dtype):
-    logits = torch.linspace(-8, 8, 161, dtype=dtype)  # includes 0 and tiny |logits|
-    logits = torch.cat([logits, torch.tensor([1e-4, -1e-4, 0.099, 0.101], dtype=dtype)])
-    ref = D.ContinuousBernoulli(logits=logits)
-    tol = 1e-4 if dtype == torch.float32 else 1e-6
-    assert torch.allclose(vae.continuous_bernoulli_log_norm(logits), ref._cont_bern_log_norm(), atol=tol)
-    assert torch.allclose(vae.continuous_bernoulli_mean(logits), ref.mean, atol=tol)
-    x = torch.rand(len(logits), dtype=dtype)
-    got = vae.continuous_bernoulli_log_likelihood(logits.view(1, -1), x.view(1, -1))
-    assert torch.allclose(got, ref.log_prob(x).sum().view(1), atol=tol * len(x))
-
-
-def test_continuous_bernoulli_is_normalised():
-    # a density integrates to 1 over [0, 1], whatever the logit; the Bernoulli "density" of grey levels does not
-    x = torch.linspace(0, 1, 20001, dtype=torch.float64)
-    for eta in (-5.0, -0.5, 0.0, 0.05, 3.0):
-        logits = torch.full((len(x), 1), eta, dtype=torch.float64)
-        density = vae.continuous_bernoulli_log_likelihood(logits, x.view(-1, 1)).exp()
-        assert torch.trapezoid(density, x).item() == pytest.approx(1.0, abs=1e-6)
-        bce_density = vae.bernoulli_log_likelihood(logits, x.view(-1, 1)).exp()
-        if eta != 0.0:
-            assert torch.trapezoid(bce_density, x).item() < 0.99
-
-
-def test_gaussian_log_likelihood_matches_torch_fixed_and_tensor_variance():
-    g = torch.Generator().manual_seed(4)
-    mean, x = (torch.rand(3, 1, 4, 4, generator=g, dtype=torch.float64) for _ in range(2))
-    for logvar in (0.0, -3.0, torch.tensor(-1.5, dtype=torch.float64)):
-        expected = D.Normal(mean, math.exp(0.5 * float(logvar))).log_prob(x).flatten(1).sum(1)
-        assert torch.allclose(vae.gaussian_log_likelihood(mean, x, logvar), expected, atol=1e-10)
-
-
-def test_binarize_is_bernoulli_of_grey_levels_and_reproducible():
-    x = torch.full((100_000,), 0.3)
-    b = vae.binarize(x, torch.Generator().manual_seed(0))
-    assert set(b.unique().tolist()) <= {0.0, 1.0}
-    assert b.mean().item() == pytest.approx(0.3, abs=0.01)
-    assert torch.equal(b, vae.binarize(x, torch.Generator().manual_seed(0)))
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        vae.binarize(torch.tensor([1.5]))
 
 
 def test_iwae_bound_hand_computed_and_stable():
@@ -127,6 +94,19 @@ def test_iwae_bound_hand_computed_and_stable():
     assert torch.allclose(shifted, torch.log(torch.tensor([3.0, 2.0])) - 1000.0)
     with pytest.raises(ValueError, match="log_w"):
         vae.iwae_bound(torch.zeros(5))
+
+
+def test_iwae_bound_k_catches_a_transposed_log_w():
+    log_w = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))  # k = 10 samples of N = 3 examples
+    assert torch.equal(vae.iwae_bound(log_w, k=10), vae.iwae_bound(log_w))
+    with pytest.raises(ValueError, match=r"log_w has shape \(3, 10\): the k = 10 samples run along dim 1.*log_w\.T"):
+        vae.iwae_bound(log_w.T, k=10)
+    with pytest.raises(ValueError, match=r"log_w must have shape \(k, N\) with k = 4, got \(10, 3\)"):
+        vae.iwae_bound(log_w, k=4)
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        vae.iwae_bound(log_w, k=0)
+    with pytest.raises(ValueError, match="log_w must be a floating tensor"):
+        vae.iwae_bound(torch.zeros(2, 3, dtype=torch.long))
 
 
 def test_active_units_counts_variance_above_threshold():
@@ -140,7 +120,7 @@ def test_active_units_counts_variance_above_threshold():
 
 
 @pytest.mark.parametrize("cls", [vae.ConvVAE, vae.MLPVAE])
-@pytest.mark.parametrize("likelihood", vae.LIKELIHOODS)
+@pytest.mark.parametrize("likelihood", likelihoods.LIKELIHOODS)
 def test_models_shapes_and_objective(cls, likelihood):
     torch.manual_seed(0)
     model = cls(latent_dim=3, likelihood=likelihood)
@@ -174,7 +154,7 @@ def test_model_rejects_bad_arguments():
 def test_objective_terms_are_the_per_image_sums_averaged_over_the_batch():
     torch.manual_seed(0)
     model = vae.MLPVAE(latent_dim=2, hidden=16)
-    x = vae.binarize(torch.rand(6, 1, 28, 28))
+    x = likelihoods.binarize(torch.rand(6, 1, 28, 28))
     torch.manual_seed(1)
     terms = vae.ELBOObjective(beta=0.5)(model, x)
     torch.manual_seed(1)
@@ -195,7 +175,7 @@ def test_free_bits_floors_each_dimension():
         for p in model.encoder.parameters():
             p.zero_()
     x = torch.rand(3, 1, 28, 28)
-    terms = vae.ELBOObjective(free_bits=0.25)(model, vae.binarize(x))
+    terms = vae.ELBOObjective(free_bits=0.25)(model, likelihoods.binarize(x))
     assert terms["kl"].item() == 0.0
     assert torch.allclose(terms["loss"], terms["recon"] + 4 * 0.25)
 
@@ -203,7 +183,7 @@ def test_free_bits_floors_each_dimension():
 def test_iwae_log_likelihood_chunks_agree_and_iwae_k1_is_elbo():
     torch.manual_seed(0)
     model = vae.MLPVAE(latent_dim=2, hidden=16).eval()
-    x = vae.binarize(torch.rand(5, 1, 28, 28), torch.Generator().manual_seed(0))
+    x = likelihoods.binarize(torch.rand(5, 1, 28, 28), torch.Generator().manual_seed(0))
     torch.manual_seed(1)
     whole = vae.iwae_bound(vae.log_importance_weights(model, x, 12))
     torch.manual_seed(1)
@@ -235,7 +215,7 @@ def test_iwae_bound_increases_with_k_on_a_trained_model():
     from course_lib.data import load_fashion_mnist
 
     model = _trained_model()
-    x = vae.binarize(load_fashion_mnist("test", subset=64)[0], torch.Generator().manual_seed(0))
+    x = likelihoods.binarize(load_fashion_mnist("test", subset=64)[0], torch.Generator().manual_seed(0))
     means = []
     for k in (1, 10, 100):
         torch.manual_seed(k)
@@ -320,7 +300,7 @@ def test_pixelcnn_log_likelihood_is_the_sum_of_sequential_conditionals():
     torch.manual_seed(1)
     model = vae.PixelCNNVAE(latent_dim=3, hidden=8, reach=2, channels=4, blocks=1).eval()
     z = torch.randn(2, 3)
-    x = vae.binarize(torch.rand(2, 1, 28, 28), torch.Generator().manual_seed(0))
+    x = likelihoods.binarize(torch.rand(2, 1, 28, 28), torch.Generator().manual_seed(0))
     by_hand = torch.zeros(2)
     for k, (i, j) in enumerate((i, j) for i in range(28) for j in range(28)):
         visible = torch.zeros_like(x).flatten(2)
@@ -336,9 +316,9 @@ def test_pixelcnn_vae_with_reach_0_is_the_mlp_vae():
     mlp = vae.MLPVAE(latent_dim=4, hidden=16)
     pixel = vae.PixelCNNVAE(latent_dim=4, hidden=16, reach=0)
     pixel.load_state_dict(mlp.state_dict())
-    x = vae.binarize(torch.rand(3, 1, 28, 28), torch.Generator().manual_seed(1))
+    x = likelihoods.binarize(torch.rand(3, 1, 28, 28), torch.Generator().manual_seed(1))
     z = torch.randn(3, 4)
-    assert torch.allclose(pixel.log_likelihood_at(z, x), vae.bernoulli_log_likelihood(mlp.decoder_output(z), x))
+    assert torch.allclose(pixel.log_likelihood_at(z, x), likelihoods.bernoulli_log_likelihood(mlp.decoder_output(z), x))
     torch.manual_seed(5)
     a = vae.ELBOObjective()(pixel, x)
     torch.manual_seed(5)
@@ -358,3 +338,89 @@ def test_pixelcnn_sampling_and_errors():
         model.decode(torch.zeros(1, 2))
     with pytest.raises(ValueError, match="x must have shape"):
         model.autoregressive_logits(torch.zeros(1, 2), torch.zeros(1, 1, 14, 14))
+
+
+# --------------------------------------------------------------------------- randomness, bad inputs, imports
+
+def _evaluate_vae_by_global_seeding(model, x, k, n_iwae, batch_size=500):
+    """What evaluate_vae computed before it had its own generators: torch.manual_seed(0) before each estimate."""
+    model.eval()
+    torch.manual_seed(0)
+    terms = evaluate(model, vae.ELBOObjective(), x, batch_size=batch_size)
+    torch.manual_seed(0)
+    iwae = vae.iwae_log_likelihood(model, x[:n_iwae], k=k)
+    torch.manual_seed(0)
+    sub = evaluate(model, vae.ELBOObjective(), x[:n_iwae], batch_size=batch_size)
+    return terms["recon"] + terms["kl"], float(-iwae.mean()), sub["recon"] + sub["kl"]
+
+
+def test_evaluate_vae_uses_its_own_generators():
+    torch.manual_seed(0)
+    model = vae.MLPVAE(latent_dim=3, hidden=16)
+    x = likelihoods.binarize(torch.rand(7, 1, 28, 28), torch.Generator().manual_seed(0))
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    metrics = vae.evaluate_vae(model, x, k=6, n_iwae=4, batch_size=3)
+    assert torch.equal(before, torch.get_rng_state()), "evaluate_vae changed the global random state"
+    assert model.training, "evaluate_vae must restore the model's mode"
+    # on the CPU, a generator seeded with 0 draws what the global generator draws after torch.manual_seed(0)
+    neg_elbo, iwae_nll, neg_elbo_sub = _evaluate_vae_by_global_seeding(model, x, k=6, n_iwae=4, batch_size=3)
+    assert metrics["neg_elbo"] == neg_elbo and metrics["iwae_nll"] == iwae_nll
+    assert metrics["neg_elbo_iwae_images"] == neg_elbo_sub
+    again = vae.evaluate_vae(model, x, k=6, n_iwae=4, batch_size=3)
+    assert again == metrics
+    other = vae.evaluate_vae(model, x, k=6, n_iwae=4, batch_size=3, seed=1)
+    assert other["iwae_nll"] != metrics["iwae_nll"]  # the seed is what fixes the noise
+    with pytest.raises(ValueError, match="n_iwae must be a positive int"):
+        vae.evaluate_vae(model, x, k=6, n_iwae=0)
+
+
+def test_elbo_objective_with_a_generator_is_reproducible():
+    torch.manual_seed(0)
+    model = vae.MLPVAE(latent_dim=2, hidden=8)
+    x = torch.rand(5, 1, 28, 28)
+    before = torch.get_rng_state()
+    runs = [vae.ELBOObjective(binarize=True, generator=torch.Generator().manual_seed(3))(model, x) for _ in range(2)]
+    assert torch.equal(before, torch.get_rng_state())
+    assert all(torch.equal(runs[0][name], runs[1][name]) for name in runs[0])
+
+
+def test_reparameterize_checker_leaves_the_notebooks_random_state_alone():
+    def stub(mu, logvar):
+        raise NotImplementedError
+
+    answers = [vae.reparameterize, ex.check_reparameterize.mistakes[0].wrong, stub,
+               lambda mu, logvar: mu + (0.5 * logvar).exp() * torch.randn(mu.shape)]
+    for answer in answers:
+        torch.manual_seed(123)
+        expected_next = torch.rand(3)
+        torch.manual_seed(123)
+        ex.check_reparameterize.grade(answer)
+        assert torch.equal(torch.rand(3), expected_next), f"checking {answer} changed the global random state"
+
+
+def test_negative_elbo_warns_on_grey_levels_only():
+    logits, mu, logvar = torch.zeros(2, 4), torch.zeros(2, 1), torch.zeros(2, 1)
+    with pytest.warns(UserWarning, match="x has grey levels.*binarize"):
+        vae.negative_elbo(logits, torch.full((2, 4), 0.3), mu, logvar)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # binary targets, and the checker's own cases, are silent
+        vae.negative_elbo(logits, (torch.rand(2, 4) < 0.5).float(), mu, logvar)
+        assert ex.check_negative_elbo.grade(vae.negative_elbo).passed
+    with pytest.raises(ValueError, match="logits and x must have the same shape"):
+        vae.negative_elbo(logits, torch.zeros(2, 5), mu, logvar)
+
+
+def test_encode_checks_the_images():
+    model = vae.MLPVAE(latent_dim=2, hidden=8)
+    with pytest.raises(ValueError, match=r"x has values in \[2, 2\], outside \[0, 1\]"):
+        model.encode(torch.full((2, 1, 28, 28), 2.0))
+    with pytest.raises(ValueError, match="x must have a floating dtype"):
+        model.encode(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        model.sample(0)
+
+
+def test_vae_does_not_import_vq():
+    code = "import sys, course_lib.vae; assert 'course_lib.vq' not in sys.modules, 'course_lib.vae imports vq'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from course_lib import vq
+from course_lib import pixelcnn, vq
 from course_lib.exercises import vq as vq_exercises
 
 
@@ -127,6 +127,75 @@ def test_ema_update_matches_a_hand_computed_step():
     assert torch.equal(quantizer.codebook, before)
 
 
+def test_ema_laplace_smoothing_keeps_a_dead_code_finite():
+    # A code whose EMA count has decayed to 0 (and its sum with it): without smoothing e = 0 / 0 = nan.
+    quantizer = vq.VectorQuantizer(num_codes=3, code_dim=1, mode="ema", decay=0.5, eps=0.1)
+    with torch.no_grad():
+        quantizer.codebook.copy_(torch.tensor([[1.0], [3.0], [100.0]]))
+        quantizer.ema_count.copy_(torch.tensor([2.0, 1.0, 0.0]))
+        quantizer.ema_sum.copy_(torch.tensor([[2.0], [3.0], [0.0]]))
+    z = torch.tensor([[0.5], [1.5], [3.5]])  # codes 0, 0, 1; code 2 stays dead
+    quantizer.train()
+    _, idx, _ = quantizer(z)
+    assert idx.tolist() == [0, 0, 1]
+    # N = 0.5 [2, 1, 0] + 0.5 [2, 1, 0] = [2, 1, 0], n = 3; m = 0.5 [2, 3, 0] + 0.5 [0.5 + 1.5, 3.5, 0] = [2, 3.25, 0]
+    # smoothed N = (N + eps) / (n + K eps) * n = [2.1, 1.1, 0.1] * 3 / 3.3 = [21/11, 1, 1/11]
+    # e = m / smoothed N = [2 * 11/21, 3.25, 0]   (without smoothing: [1, 3.25, nan])
+    assert torch.allclose(quantizer.ema_count, torch.tensor([2.0, 1.0, 0.0]))
+    assert torch.isfinite(quantizer.codebook).all()
+    assert torch.allclose(quantizer.codebook, torch.tensor([[22 / 21], [3.25], [0.0]]), atol=1e-6)
+
+
+def test_nearest_code_under_bf16_autocast_is_the_float32_brute_force_nearest():
+    g = torch.Generator().manual_seed(0)
+    # large vectors, codes 0.3 apart: ||z||^2 ~ 256 rounds to steps of 2 in bfloat16, far above the
+    # differences between the distances to neighbouring codes
+    codebook = 8.0 + 0.3 * torch.randn(32, 4, generator=g)
+    z = 8.0 + 0.3 * torch.randn(200, 4, generator=g)
+    distances = (z.double()[:, None, :] - codebook.double()).pow(2).sum(-1).sort(dim=1).values
+    z = z[distances[:, 1] - distances[:, 0] > 1e-3]  # drop near-ties, which float32's round-off (~1e-4) may flip
+    assert len(z) > 150
+    expected = brute_force_nearest(z, codebook)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = vq.nearest_code(z, codebook)
+        z_q, idx = vq.quantize(z, codebook)
+        # the same formula, left to autocast, is wrong: the test can fail
+        bf16 = (z.pow(2).sum(1, keepdim=True) - 2 * z @ codebook.T + codebook.pow(2).sum(1)).argmin(1)
+    assert torch.equal(got, expected) and torch.equal(idx, expected)
+    assert (bf16 != expected).sum() > 10
+    assert z_q.dtype == torch.float32
+    # a bfloat16 encoder output gets the nearest code of its own (rounded) value
+    z_bf16 = z.bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(vq.nearest_code(z_bf16, codebook), brute_force_nearest(z_bf16.float(), codebook))
+
+
+def test_ema_statistics_under_bf16_autocast_stay_float32_and_exact():
+    g = torch.Generator().manual_seed(1)
+    init = vq.VectorQuantizer(num_codes=8, code_dim=3, mode="ema", decay=0.9)
+    z = 3.14159 + 0.01 * torch.randn(4, 50, 3, generator=g)  # values bfloat16 cannot hold to 1e-2 relative
+    quantizers = {}
+    for autocast in (False, True):
+        quantizer = vq.VectorQuantizer(num_codes=8, code_dim=3, mode="ema", decay=0.9)
+        quantizer.load_state_dict(init.state_dict())
+        with torch.no_grad():  # spread the codes over the data so that several are used
+            quantizer.codebook.copy_(z.reshape(-1, 3)[:8])
+        quantizer.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            for _ in range(3):
+                quantizer(z)
+        quantizers[autocast] = quantizer
+    for name in ("codebook", "ema_count", "ema_sum"):
+        plain, mixed = getattr(quantizers[False], name), getattr(quantizers[True], name)
+        assert mixed.dtype == torch.float32, name
+        assert torch.equal(mixed, plain), f"{name} differs under autocast"
+    # the sums themselves, left to autocast, would not be exact: the test can fail
+    one_hot = torch.nn.functional.one_hot(vq.nearest_code(z, quantizers[False].codebook).reshape(-1), 8).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sums_bf16 = one_hot.T @ z.reshape(-1, 3)
+    assert not torch.equal(sums_bf16.float(), one_hot.T @ z.reshape(-1, 3))
+
+
 def test_ema_codebook_has_no_gradient_and_plain_codebook_has_one():
     z = torch.randn(8, 3)
     ema = vq.VectorQuantizer(4, 3, mode="ema")
@@ -164,6 +233,12 @@ def test_vector_quantizer_bad_arguments():
         vq.VectorQuantizer(0, 2)
     with pytest.raises(ValueError, match="restart_after"):
         vq.VectorQuantizer(4, 2, restart_after=-1)
+    with pytest.raises(ValueError, match="eps must be a number >= 0"):
+        vq.VectorQuantizer(4, 2, mode="ema", eps=-1.0)
+    with pytest.raises(ValueError, match="decay must be a number in"):
+        vq.VectorQuantizer(4, 2, mode="ema", decay=1.0)
+    with pytest.raises(ValueError, match=r"x has values in .* outside \[0, 1\]"):
+        vq.VQVAE(num_codes=4, code_dim=2, channels=4).encode(torch.full((1, 1, 28, 28), -1.0))
 
 
 # --------------------------------------------------------------------------- the VQ-VAE
@@ -184,50 +259,6 @@ def test_vqvae_objective_terms_and_a_few_steps_reduce_the_loss():
         opt.step()
     assert loss.item() < first
     assert torch.allclose(model.decode_indices(model.encode_indices(x)), model.eval()(x), atol=1e-5)
-
-
-# --------------------------------------------------------------------------- the prior
-def test_prior_is_causal_by_gradients():
-    torch.manual_seed(0)
-    prior = vq.CodePrior(num_codes=6, grid=(4, 5), embed_dim=3, channels=8, blocks=2)
-    h = torch.randn(1, 3, 4, 5, requires_grad=True)
-    logits = prior.logits_from_embedding(h)
-    for i in range(4):
-        for j in range(5):
-            (grad,) = torch.autograd.grad(logits[0, :, i, j].sum(), h, retain_graph=True)
-            seen = grad.abs().sum(dim=(0, 1)) > 0  # (4, 5): which inputs affect output (i, j)
-            order = torch.arange(20).reshape(4, 5)
-            assert not seen[order >= 5 * i + j].any(), f"position {(i, j)} sees the present or the future"
-            assert seen[order < 5 * i + j].all(), f"position {(i, j)} misses part of its past (blind spot)"
-
-
-def test_prior_nll_matches_a_loop_over_positions_and_uniform_baseline():
-    torch.manual_seed(0)
-    prior = vq.CodePrior(num_codes=5, grid=(3, 3), embed_dim=4, channels=8, blocks=1)
-    codes = torch.randint(5, (2, 3, 3))
-    logits = prior(codes)
-    by_hand = torch.zeros(2)
-    for n in range(2):
-        for i in range(3):
-            for j in range(3):
-                by_hand[n] -= torch.log_softmax(logits[n, :, i, j], 0)[codes[n, i, j]]
-    assert torch.allclose(vq.prior_nll(prior, codes), by_hand, atol=1e-5)
-    with torch.no_grad():  # zero output weights: uniform p, NLL = 9 ln 5 per grid
-        prior.out[1].weight.zero_()
-        prior.out[1].bias.zero_()
-    assert torch.allclose(vq.prior_nll(prior, codes), torch.full((2,), 9 * math.log(5)))
-    bits = vq.prior_loss(prior, codes)["bits_per_code"]
-    assert torch.isclose(bits, torch.tensor(math.log2(5)))
-
-
-def test_prior_sample_shapes_and_bad_input():
-    prior = vq.CodePrior(num_codes=5, grid=(3, 3), embed_dim=4, channels=8, blocks=1)
-    codes = prior.sample(4, generator=torch.Generator().manual_seed(0))
-    assert codes.shape == (4, 3, 3) and codes.min() >= 0 and codes.max() < 5
-    with pytest.raises(ValueError, match="codes"):
-        prior(torch.zeros(2, 4, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match="n must"):
-        prior.sample(0)
 
 
 # --------------------------------------------------------------------------- the checkers
@@ -271,10 +302,11 @@ def test_shipped_prior_models_the_shipped_vqvaes_codes(fashion_mnist_available):
 
     entry = read_manifest()["vq_prior_k64"]
     prior, _ = load_pretrained("vq_prior_k64")
+    assert isinstance(prior, pixelcnn.CodePrior)
     vqvae, _ = load_pretrained(entry["recipe"]["vqvae"])
     codes = vq.encode_indices_dataset(vqvae, load_fashion_mnist("test")[0])
     with torch.no_grad():
-        nll = torch.cat([vq.prior_nll(prior, codes[s:s + 1000]) for s in range(0, len(codes), 1000)]).mean()
+        nll = torch.cat([pixelcnn.prior_nll(prior, codes[s:s + 1000]) for s in range(0, len(codes), 1000)]).mean()
     recorded = entry["metrics"]["test_nll_nats_per_image"]
     assert float(nll) == pytest.approx(recorded, rel=1e-3)
     assert float(nll) < 0.6 * entry["metrics"]["uniform_nll_nats_per_image"]

@@ -1,21 +1,23 @@
-"""Checkers for the VAE chapter's exercises (notebooks 03_vae and 03b_elbo_check).
+"""Checkers for the VAE part's exercises, numbered in book order (notebooks 03b, 03c, 03_vae, 03d).
 
-``reparameterize`` is random. Its checker makes the comparison deterministic: before each call,
-of the reference, of the student's function and of each known mistake, it seeds torch's global
-generator with the same seed, so a function that draws eps with ``torch.randn_like(mu)`` (or
-``torch.randn(mu.shape)``) sees the same eps as the reference. Values alone cannot tell a
+``reparameterize`` is random. Its checker makes the comparison deterministic: each call, of the
+reference, of the student's function and of each known mistake, runs inside
+``torch.random.fork_rng`` right after seeding torch's CPU generator with the case's seed, so a
+function that draws eps with ``torch.randn_like(mu)`` (or ``torch.randn(mu.shape)``) sees the
+same eps as the reference, and the notebook's own random state is the same after the check as
+before it. Values alone cannot tell a
 reparameterization from a sample that ignores the trick (``torch.normal(mu, std)`` draws the very
 same numbers), so every checker here also compares the gradients with respect to its
 differentiable inputs (``grad_inputs``).
 
 Example:
     >>> print(check_reparameterize.grade(lambda mu, logvar: torch.normal(mu, torch.exp(0.5 * logvar))).message)
-    [wrong] Exercise 3.1, the reparameterization trick: mu receives no gradient (nor does logvar): ...
+    [wrong] Exercise 3.5, the reparameterization trick: mu receives no gradient (nor does logvar): ...
     >>> check_reparameterize.grade(lambda mu, logvar: torch.distributions.Normal(mu, (0.5 * logvar).exp()).rsample()
     ...                            ).status
     'correct'
     >>> print(check_gaussian_kl.grade(lambda mu, logvar: -(mu**2 + logvar.exp() - 1 - logvar).sum(1)).message)
-    [wrong] Exercise 3.2, ...: on every test case your values are -2 times the reference's (a sign and a constant ...
+    [wrong] Exercise 3.6, ...: on every test case your values are -2 times the reference's (a sign and a constant ...
 """
 
 from __future__ import annotations
@@ -34,15 +36,25 @@ class _SeededExercise(Exercise):
     """An Exercise for a random function of (mu, logvar); its cases are (mu, logvar, seed).
 
     ``reference`` and every ``Mistake.wrong`` take (mu, logvar), like the student's function; each call
-    is fn(mu, logvar) right after ``torch.manual_seed(seed)``. The gradients with respect to mu and
+    is fn(mu, logvar) right after seeding the CPU generator with ``seed`` (the cases are CPU tensors),
+    inside ``torch.random.fork_rng``, which restores the generator's state afterwards: checking does
+    not change the random numbers the notebook draws next. The gradients with respect to mu and
     logvar are compared too, so noise drawn by ``torch.normal(mu, std)`` or ``Normal(mu, std).sample()``
     (the same values, no gradient) is wrong.
+
+    Example:
+        >>> before = torch.get_rng_state()
+        >>> _ = check_reparameterize.grade(lambda mu, logvar: mu + (0.5 * logvar).exp() * torch.randn_like(mu))
+        >>> torch.equal(before, torch.get_rng_state())
+        True
     """
 
     def _invoke(self, fn, args):
         mu, logvar, seed = args
-        torch.manual_seed(seed)
-        return fn(mu, logvar)
+        # CPU only (devices=[]): torch.manual_seed would also reseed every CUDA device, for good
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            return fn(mu, logvar)
 
 
 def _mu_logvar_seed(g: torch.Generator):
@@ -55,7 +67,7 @@ def _eps(mu):
 
 
 check_reparameterize = _SeededExercise(
-    "Exercise 3.1, the reparameterization trick",
+    "Exercise 3.5, the reparameterization trick",
     vae.reparameterize,
     "course_lib.vae.reparameterize",
     _mu_logvar_seed,
@@ -109,7 +121,7 @@ def _kl_terms(mu, lv):
 
 
 check_gaussian_kl = Exercise(
-    "Exercise 3.2, the KL divergence to the prior",
+    "Exercise 3.6, the KL divergence to the prior",
     vae.gaussian_kl,
     "course_lib.vae.gaussian_kl",
     _mu_logvar,
@@ -174,7 +186,7 @@ def _perfect_logits(x):
 
 
 check_negative_elbo = Exercise(
-    "Exercise 3.4, the negative ELBO",
+    "Exercise 3.8, the negative ELBO",
     vae.negative_elbo,
     "course_lib.vae.negative_elbo",
     _elbo_cases,
@@ -236,7 +248,7 @@ def _log_weights(g: torch.Generator):
 
 
 check_iwae_bound = Exercise(
-    "Exercise 3.6, the importance-weighted bound",
+    "Exercise 3.2, the importance-weighted bound",
     vae.iwae_bound,
     "course_lib.vae.iwae_bound",
     _log_weights,
@@ -285,7 +297,7 @@ def _kl_variant(log_factor=1.0, quad_half=True, minus_half=True, quad_var=True):
 
 
 check_kl_two_gaussians = NumericAnswer(
-    "Exercise 3.3, the KL between two 1-D Gaussians",
+    "Exercise 3.7, the KL between two 1-D Gaussians",
     _kl_1d(*_q, *_p),
     "the exact KL (course_lib.elbo.gaussian_kl_full)",
     mistakes=[
@@ -336,7 +348,7 @@ def _gap_variant(reverse=False, prior=False, half=True, log_factor=1.0, forgot_p
 
 
 check_elbo_gap = NumericAnswer(
-    "Exercise 3.5, the ELBO gap of a given encoder",
+    "Exercise 3.1, the ELBO gap of a given encoder",
     _gap_exact(),
     "the exact gap (log p(x) - ELBO by course_lib.elbo.LinearGaussianModel)",
     mistakes=[
@@ -410,7 +422,7 @@ def _reparam_instead(f, mu, log_sigma, eps, baseline):
 
 
 check_score_function_gradient = Exercise(
-    "Exercise 3.7, the score-function estimator",
+    "Exercise 3.3, the score-function estimator",
     score_function_gradient,
     "course_lib.exercises.vae.score_function_gradient",
     _score_cases,
@@ -455,7 +467,7 @@ def _reparam_variance(sigma: float) -> float:
 
 _vs = VARIANCE_GIVEN["sigma"]
 check_reparam_variance = NumericAnswer(
-    "Exercise 3.8, the variance of one reparameterized gradient",
+    "Exercise 3.4, the variance of one reparameterized gradient",
     _reparam_variance(_vs),
     "the exact variance",
     mistakes=[
