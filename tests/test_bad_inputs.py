@@ -18,8 +18,22 @@ import torch
 from scipy import ndimage
 
 from course_lib import (
-    autoencoder, checkpoints, classifier, data, fid, flows, kid, lpips, metrics, precision_recall, resizing, runtime,
-    toy_data, training, vae, vq,
+    autoencoder,
+    checkpoints,
+    classifier,
+    data,
+    fid,
+    flows,
+    kid,
+    lpips,
+    metrics,
+    precision_recall,
+    resizing,
+    runtime,
+    toy_data,
+    training,
+    vae,
+    vq,
 )
 
 g = torch.Generator().manual_seed(0)
@@ -162,7 +176,8 @@ ROWS = [
      ("error", ValueError, "float")),
     ("resize_images: unknown style", lambda: resizing.resize_images(IMG, 8, style="bilinear"),
      ("error", ValueError, "style")),
-    ("load_pretrained: unknown name", lambda: checkpoints.load_pretrained("no_such_model"), ("error", KeyError, "no_such_model")),
+    ("load_pretrained: unknown name", lambda: checkpoints.load_pretrained("no_such_model"),
+     ("error", KeyError, "no_such_model")),
 ]
 
 

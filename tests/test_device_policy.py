@@ -19,8 +19,21 @@ import torch
 
 import course_lib
 from course_lib import (
-    autoencoder, classifier, fid, flows, gan, inception, kid, lpips, metrics, pixelcnn, precision_recall, runtime,
-    training, vae, vq,
+    autoencoder,
+    classifier,
+    fid,
+    flows,
+    gan,
+    inception,
+    kid,
+    lpips,
+    metrics,
+    pixelcnn,
+    precision_recall,
+    runtime,
+    training,
+    vae,
+    vq,
 )
 from tests import device_double
 from tests.device_double import on_device
