@@ -8,7 +8,7 @@ Book equations (fid) and (inception-score):
 ``frechet_distance`` and ``fid`` equal pytorch-fid's ``calculate_frechet_distance`` and torchmetrics'
 FID on the same features; ``inception_score`` equals the original code of Salimans et al. and
 torch-fidelity (without its shuffle) on the same probabilities. Features come from an extractor
-with the interface ``features(images) -> (N, D)``, ``probs(images) -> (N, K)``:
+with the interface ``features(images) -> (N, F)``, ``probs(images) -> (N, K)``:
 
 - ``course_lib.classifier.FashionClassifier`` (shipped, offline): a *domain* FID and IS;
 - ``course_lib.inception.InceptionV3``: the network of pytorch-fid (TensorFlow's FID Inception), the
@@ -22,28 +22,14 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import torch
 
-from course_lib.runtime import float64_cpu, num_threads
-from course_lib.validation import check_features, check_finite, check_positive_int
+from course_lib.runtime import num_threads
+from course_lib.validation import as_float64, check_feature_pair, check_features, check_positive_int
 
 # --------------------------------------------------------------------------------------------------
 # Frechet distance, book equation (fid)
 # --------------------------------------------------------------------------------------------------
-
-
-def _as_float64(x, name: str) -> torch.Tensor:
-    """``x`` (a tensor or numpy array, real, finite) as a float64 CPU tensor."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    if x.is_complex():
-        raise ValueError(f"{name} must be real, got a complex tensor")
-    x = float64_cpu(x)
-    check_finite(x, name)
-    return x
 
 
 SMALL_DIM = 1024  # below this width, the eigendecompositions run on one thread
@@ -62,10 +48,10 @@ def sqrtm_psd(sigma: torch.Tensor) -> torch.Tensor:
     that rounding gives a singular covariance are clamped to 0.
 
     Args:
-        sigma: (D, D), symmetric (it is symmetrised first), float64.
+        sigma: (F, F), symmetric (it is symmetrised first), float64.
 
     Returns:
-        (D, D) float64 symmetric R with R @ R = sigma (up to rounding).
+        (F, F) float64 symmetric R with R @ R = sigma (up to rounding).
 
     Example:
         >>> sqrtm_psd(torch.diag(torch.tensor([4.0, 9.0, 0.0], dtype=torch.float64))).diagonal().tolist()
@@ -88,7 +74,7 @@ def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tens
     tiny negative eigenvalues from rounding are clamped to 0, and no offset is added.
 
     Args:
-        sigma1, sigma2: (D, D) symmetric PSD float64 matrices.
+        sigma1, sigma2: (F, F) symmetric PSD float64 matrices.
 
     Returns:
         0-dim float64, >= 0.
@@ -112,13 +98,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
 
     d^2 = ||mu1 - mu2||^2 + Tr(sigma1) + Tr(sigma2) - 2 Tr (sigma1 sigma2)^(1/2), the last trace from
     ``trace_sqrt_product`` (eigenvalues of a symmetric product: robust for singular covariances, and
-    several times faster than ``scipy.linalg.sqrtm`` at D = 2048). Equals pytorch-fid's
+    several times faster than ``scipy.linalg.sqrtm`` at F = 2048). Equals pytorch-fid's
     ``calculate_frechet_distance`` and torchmetrics' ``_compute_fid``. The result is clamped at 0
     (rounding can make the distance of a Gaussian to itself -1e-12).
 
     Args:
-        mu1, mu2: means, shape (D,); torch tensors (on any device) or numpy arrays.
-        sigma1, sigma2: covariances, shape (D, D), symmetric positive semi-definite.
+        mu1, mu2: means, shape (F,); torch tensors (on any device) or numpy arrays.
+        sigma1, sigma2: covariances, shape (F, F), symmetric positive semi-definite.
 
     Returns:
         0-dim float64 CPU tensor >= 0 (the *squared* Frechet distance, as FID is reported).
@@ -132,8 +118,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
         >>> frechet_distance(mu, s1, mu + 1, s2)  # ||1||^2 = 2, plus (1-2)^2 + (2-3)^2 = 2
         tensor(4., dtype=torch.float64)
     """
-    mu1, mu2 = _as_float64(mu1, "mu1"), _as_float64(mu2, "mu2")
-    sigma1, sigma2 = _as_float64(sigma1, "sigma1"), _as_float64(sigma2, "sigma2")
+    mu1, mu2 = as_float64(mu1, "mu1"), as_float64(mu2, "mu2")
+    sigma1, sigma2 = as_float64(sigma1, "sigma1"), as_float64(sigma2, "sigma2")
     if mu1.ndim != 1 or mu2.ndim != 1:
         raise ValueError(f"mu1 and mu2 must be vectors (D,), got {tuple(mu1.shape)} and {tuple(mu2.shape)}")
     if mu1.shape != mu2.shape:
@@ -161,10 +147,10 @@ def gaussian_statistics(features) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and *sample* covariance (divided by N - 1, as ``numpy.cov``) of features, in float64.
 
     Args:
-        features: (N, D) with N >= 2, finite; a tensor on any device or a numpy array.
+        features: (N, F) with N >= 2, finite; a tensor on any device or a numpy array.
 
     Returns:
-        ``(mu, sigma)`` of shapes (D,) and (D, D), float64 CPU tensors.
+        ``(mu, sigma)`` of shapes (F,) and (F, F), float64 CPU tensors.
 
     Raises:
         ValueError: for a non-2-D input, fewer than two rows, or NaN/inf.
@@ -184,8 +170,8 @@ def fid(real_features, fake_features) -> torch.Tensor:
     """FID between two feature sets, book equation (fid), from their means and sample covariances.
 
     Args:
-        real_features: (N_r, D) features of real images (N_r >= 2), a tensor on any device or a numpy array.
-        fake_features: (N_g, D) features of generated images, same width D.
+        real_features: (N_r, F) features of real images (N_r >= 2), a tensor on any device or a numpy array.
+        fake_features: (N_g, F) features of generated images, same width F.
 
     Returns:
         0-dim float64 CPU tensor >= 0. It is biased upwards at small N (see the chapter): compare
@@ -242,11 +228,7 @@ def fid_terms(real_features, fake_features) -> tuple[torch.Tensor, torch.Tensor]
 
 def _feature_pair(real_features, fake_features) -> tuple[torch.Tensor, torch.Tensor]:
     """Both feature sets checked (as float64 CPU tensors of one width), with the small-N warning."""
-    real = check_features(real_features, "real_features")
-    fake = check_features(fake_features, "fake_features")
-    if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"real_features and fake_features must have the same width D, "
-                         f"got {real.shape[1]} and {fake.shape[1]}")
+    real, fake = check_feature_pair(real_features, fake_features)
     for name, x in (("real_features", real), ("fake_features", fake)):
         if x.shape[0] < x.shape[1]:
             warnings.warn(f"{name} has {x.shape[0]} samples for {x.shape[1]} dimensions: its covariance is "

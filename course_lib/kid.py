@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.validation import check_features, check_positive, check_positive_int
+from course_lib.validation import check_feature_pair, check_positive, check_positive_int
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, gamma: float | None = None,
@@ -81,11 +81,7 @@ def kid(real_features, fake_features, subsets: int = 100, subset_size: int = 100
         >>> float(same) < 0.2 < 6 < float(shifted)
         True
     """
-    x = check_features(real_features, "real_features")
-    y = check_features(fake_features, "fake_features")
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"real_features and fake_features must have the same width d, "
-                         f"got {x.shape[1]} and {y.shape[1]}")
+    x, y = check_feature_pair(real_features, fake_features)
     check_positive_int(subsets, "subsets")
     check_positive_int(degree, "degree")
     check_positive_int(subset_size, "subset_size", minimum=2)

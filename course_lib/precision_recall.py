@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.validation import check_features, check_positive_int
+from course_lib.validation import check_feature_pair, check_features, check_positive_int
 
 BLOCK = 1024  # rows of a distance matrix held at once: 1024 x 60,000 float64 is 0.5 GB
 
@@ -72,11 +72,7 @@ def precision_recall(real_features, fake_features, k: int = 3) -> tuple[torch.Te
         >>> float(p), float(r)
         (0.5, 0.0)
     """
-    x = check_features(real_features, "real_features")
-    y = check_features(fake_features, "fake_features")
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"real_features and fake_features must have the same width d, "
-                         f"got {x.shape[1]} and {y.shape[1]}")
+    x, y = check_feature_pair(real_features, fake_features)
     check_positive_int(k, "k")
     for name, f in (("real_features", x), ("fake_features", y)):
         if k >= len(f):

@@ -178,25 +178,50 @@ def check_finite_pair(x, y, names: tuple[str, str] = ("x", "y")) -> None:
     check_same_shape(x, y, names)
 
 
+def as_float64(x, name: str) -> torch.Tensor:
+    """A real, finite tensor or numpy array ``x`` as a float64 CPU tensor (the float64 policy of
+    ``course_lib.runtime``: float64 work happens on the CPU).
+
+    Raises:
+        ValueError: for a non-tensor, a complex or a non-finite input.
+
+    Example:
+        >>> as_float64(np.ones(2, dtype=np.float32), "mu")
+        tensor([1., 1.], dtype=torch.float64)
+    """
+    from course_lib.runtime import float64_cpu
+
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if x.is_complex():
+        raise ValueError(f"{name} must be real, got a complex tensor")
+    x = float64_cpu(x)
+    check_finite(x, name)
+    return x
+
+
 def check_features(features, name: str, min_samples: int = 2) -> torch.Tensor:
-    """Check an (N, D) feature matrix (tensor or numpy array) and return it as float64 on the CPU.
+    """Check an (N, F) feature matrix (tensor or numpy array) and return it as float64 on the CPU.
 
     Raises:
         ValueError: for a non-tensor, complex, non-2-D or non-finite input, or fewer than
             ``min_samples`` rows.
     """
-    from course_lib.runtime import float64_cpu
-
-    if isinstance(features, np.ndarray):
-        features = torch.from_numpy(features)
-    if not isinstance(features, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(features).__name__}")
-    if features.is_complex():
-        raise ValueError(f"{name} must be real, got a complex tensor")
-    if features.ndim != 2:
+    if isinstance(features, (torch.Tensor, np.ndarray)) and features.ndim != 2:
         raise ValueError(f"{name} must have shape (N, D), got {tuple(features.shape)}")
-    if features.shape[0] < min_samples:
-        raise ValueError(f"{name} must hold at least {min_samples} samples, got {features.shape[0]}")
-    x = float64_cpu(features)
-    check_finite(x, name)
+    x = as_float64(features, name)
+    if x.shape[0] < min_samples:
+        raise ValueError(f"{name} must hold at least {min_samples} samples, got {x.shape[0]}")
     return x
+
+
+def check_feature_pair(real_features, fake_features, min_samples: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both feature sets checked by :func:`check_features`, of one width, as float64 CPU tensors."""
+    real = check_features(real_features, "real_features", min_samples)
+    fake = check_features(fake_features, "fake_features", min_samples)
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"real_features and fake_features must have the same width, "
+                         f"got {real.shape[1]} and {fake.shape[1]}")
+    return real, fake
