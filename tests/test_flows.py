@@ -15,7 +15,6 @@ import torch
 from scipy import stats
 
 from course_lib import flows, training
-from course_lib.exercises import generative as ex
 from course_lib.toy_data import standard_normal_log_prob
 from tests.test_toy_data import _grid_mass
 
@@ -176,31 +175,6 @@ def test_train_flow_goes_through_training_train_with_a_per_step_cosine_schedule(
     # One step per batch (3 epochs x 4 batches), with lr(t) = lr (1 + cos(pi t / T)) / 2 from lr towards 0.
     expected = [0.01 * (1 + math.cos(math.pi * t / 12)) / 2 for t in range(12)]
     assert lrs == pytest.approx(expected, abs=1e-12)
-
-
-# ---------------------------------------------------------------------------------------
-# The coupling-layer checker: the reference passes, every mistake fails with its hint
-# ---------------------------------------------------------------------------------------
-
-def test_coupling_checker_accepts_the_reference_and_names_each_mistake():
-    checker = ex.check_coupling_log_density
-    assert checker.reference is flows.coupling_log_density
-    assert checker.reference_name == "course_lib.flows.coupling_log_density"
-    assert checker.grade(checker.reference).status == "correct"
-    cases = checker.make_cases(torch.Generator().manual_seed(0))
-    for mistake in checker.mistakes:
-        verdict = checker.grade(mistake.wrong)
-        assert verdict.status == "wrong" and mistake.hint in verdict.message
-        # each mistake differs from the reference on the cases, or its hint could never be shown
-        assert any(checker._compare(mistake.wrong(*args), checker.reference(*args)) is not None for args in cases)
-
-
-def test_coupling_checker_reports_a_stub_as_not_done():
-    def stub(*args):
-        raise NotImplementedError
-
-    assert ex.check_coupling_log_density.grade(stub).status == "not_done"
-    assert ex.check_coupling_log_density(stub) is flows.coupling_log_density
 
 
 # ---------------------------------------------------------------------------------------

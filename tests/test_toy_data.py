@@ -14,7 +14,6 @@ import torch
 from scipy import stats
 
 from course_lib import toy_data
-from course_lib.exercises import generative as ex
 
 # Small tensors: one thread is as fast, and much faster on a CPU shared with other jobs.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -146,31 +145,6 @@ def test_log_density_grid_accepts_a_str_device():
     xs, ys, lp = toy_data.log_density_grid(log_prob, resolution=4, device="cpu")
     assert calls == [torch.device("cpu")] and lp.shape == (4, 4)
     assert toy_data.push_forward(lambda z: z, 3, 2, seed=0, device="cpu").device == torch.device("cpu")
-
-
-# ---------------------------------------------------------------------------------------
-# The push-forward checker: the reference passes, every mistake fails with its hint
-# ---------------------------------------------------------------------------------------
-
-def test_push_forward_checker_accepts_the_reference_and_names_each_mistake():
-    checker = ex.check_push_forward
-    assert checker.reference is toy_data.push_forward
-    assert checker.reference_name == "course_lib.toy_data.push_forward"
-    assert checker.grade(checker.reference).status == "correct"
-    cases = checker.make_cases(torch.Generator().manual_seed(0))
-    for mistake in checker.mistakes:
-        verdict = checker.grade(mistake.wrong)
-        assert verdict.status == "wrong" and mistake.hint in verdict.message
-        # each mistake differs from the reference on the cases, or its hint could never be shown
-        assert any(checker._compare(mistake.wrong(*args), checker.reference(*args)) is not None for args in cases)
-
-
-def test_push_forward_checker_reports_a_stub_as_not_done():
-    def stub(*args):
-        raise NotImplementedError
-
-    assert ex.check_push_forward.grade(stub).status == "not_done"
-    assert ex.check_push_forward(stub) is toy_data.push_forward
 
 
 # ---------------------------------------------------------------------------------------
