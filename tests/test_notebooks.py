@@ -290,3 +290,29 @@ def test_checker_messages_name_no_labels():
         for text in texts:
             assert not set(leaked_labels(text)) - words, f"{name}: {leaked_labels(text)} in {text!r}"
             assert not [label for label in every if f"({label})" in text], f"{name}: a label in {text!r}"
+
+
+EXERCISE_HEADING = re.compile(r"^#+ Exercise (\d+)\.(\d+):", re.M)
+
+
+def test_exercises_are_numbered_in_book_order():
+    """Exercise N.1, N.2, ... follow the notebooks' order in _toc.yml, and each checker's title carries the
+    number of the heading above the cell that calls it (issue 14: notebook 03's exercises came before the
+    pages that derive them; moving it renumbered the VAE part)."""
+    order = [f for f in toc_files() if f.startswith("notebooks/")]
+    seen: dict[int, list[int]] = {}
+    for file in order:
+        current = None
+        for cell in load(ROOT / f"{file}.ipynb")["cells"]:
+            text = source(cell)
+            if cell["cell_type"] == "markdown":
+                for part, number in EXERCISE_HEADING.findall(text):
+                    seen.setdefault(int(part), []).append(int(number))
+                    current = f"{part}.{number}"
+            else:
+                for check, _ in CHECK_CALL.findall(text):
+                    if check in EXERCISES:
+                        assert EXERCISES[check].name.startswith(f"Exercise {current},"), (
+                            f"{file}: {check}'s title {EXERCISES[check].name!r} under heading Exercise {current}")
+    for part, numbers in seen.items():
+        assert numbers == list(range(1, len(numbers) + 1)), f"Exercises {part}.x in book order: {numbers}"
