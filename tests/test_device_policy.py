@@ -41,8 +41,6 @@ from tests.device_double import on_device
 g = torch.Generator().manual_seed(0)
 IMAGES = torch.rand(4, 1, 28, 28, generator=g)
 IMAGES2 = torch.rand(4, 1, 28, 28, generator=g)
-BIG = torch.rand(2, 1, 32, 32, generator=g)  # AlexNet's LPIPS needs at least 31 px
-BIG2 = torch.rand(2, 1, 32, 32, generator=g)
 FEAT = torch.randn(40, 6, generator=g)
 FEAT2 = torch.randn(40, 6, generator=g) + 0.3
 PROBS = torch.softmax(torch.randn(40, 10, generator=g), dim=1)
@@ -53,61 +51,46 @@ def _bf16():
 
 
 # ------------------------------------------------------------------------------------- metrics
-METRICS = {
-    "psnr": lambda a, b: metrics.psnr(a, b),
-    "ssim": lambda a, b: metrics.ssim(a, b),
-    "lpips": lambda a, b: _LPIPS(a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1), normalize=True),
-}
-# the image pair each metric is tested on
-PAIR = {"psnr": (IMAGES, IMAGES2), "ssim": (IMAGES, IMAGES2), "lpips": (BIG, BIG2)}
-FEATURE_METRICS = {
-    "fid": lambda a, b: fid.fid(a, b),
-    "kid": lambda a, b: kid.kid(a, b, subsets=3, subset_size=20)[0],
-    "precision": lambda a, b: precision_recall.precision_recall(a, b)[0],
-    "recall": lambda a, b: precision_recall.precision_recall(a, b)[1],
-    "inception_score": lambda a, b: torch.as_tensor(fid.inception_score(PROBS_OF(a), splits=2)[0]),
-}
 torch.manual_seed(0)
 _LPIPS = lpips.LPIPS("alex", pretrained=False).eval()
+BIG = torch.rand(2, 1, 32, 32, generator=g)  # AlexNet's LPIPS needs at least 31 px
+BIG2 = torch.rand(2, 1, 32, 32, generator=g)
+
+# name: (metric, its two inputs, relative tolerance under bf16 autocast: measurements are not autocast)
+METRICS = {
+    "psnr": (metrics.psnr, (IMAGES, IMAGES2), 1e-6),
+    "ssim": (metrics.ssim, (IMAGES, IMAGES2), 1e-6),
+    "lpips": (lambda a, b: _LPIPS(a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1), normalize=True),
+              (BIG, BIG2), 1e-5),
+    "fid": (fid.fid, (FEAT, FEAT2), 1e-7),
+    "kid": (lambda a, b: kid.kid(a, b, subsets=3, subset_size=20)[0], (FEAT, FEAT2), 1e-7),
+    "precision": (lambda a, b: precision_recall.precision_recall(a, b)[0], (FEAT, FEAT2), 1e-7),
+    "recall": (lambda a, b: precision_recall.precision_recall(a, b)[1], (FEAT, FEAT2), 1e-7),
+    "inception_score": (lambda a, b: torch.as_tensor(fid.inception_score(torch.softmax(a, dim=1), splits=2)[0]),
+                        (FEAT, FEAT2), 1e-7),
+}
 
 
-def PROBS_OF(a):  # noqa: N802 - a probability table derived from features
-    return torch.softmax(a, dim=1)
+def _plain(value) -> torch.Tensor:
+    return torch.as_tensor(value).as_subclass(torch.Tensor).double()
 
 
 @pytest.mark.parametrize("name", sorted(METRICS))
-def test_image_metrics_are_unchanged_by_autocast(name):
-    a, b = PAIR[name]
-    expected = METRICS[name](a, b)
+def test_metrics_are_unchanged_by_autocast(name):
+    metric, (a, b), rtol = METRICS[name]
+    expected = metric(a, b)
     with _bf16():
-        got = METRICS[name](a, b)
-    torch.testing.assert_close(got.float(), expected.float(), rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("name", sorted(FEATURE_METRICS))
-def test_feature_metrics_are_unchanged_by_autocast(name):
-    expected = FEATURE_METRICS[name](FEAT, FEAT2)
-    with _bf16():
-        got = FEATURE_METRICS[name](FEAT, FEAT2)
-    torch.testing.assert_close(got.double(), expected.double(), rtol=1e-7, atol=1e-9)
+        got = metric(a, b)
+    torch.testing.assert_close(_plain(got), _plain(expected), rtol=rtol, atol=1e-9)
 
 
 @pytest.mark.parametrize("name", sorted(METRICS))
-def test_image_metrics_do_no_float64_on_the_device(name):
-    a, b = PAIR[name]
+def test_metrics_do_no_float64_on_the_device(name):
+    metric, (a, b), _ = METRICS[name]
     device_double.VIOLATIONS.clear()
-    got = METRICS[name](on_device(a), on_device(b))
+    got = metric(on_device(a), on_device(b))
     assert device_double.VIOLATIONS == []
-    torch.testing.assert_close(got.as_subclass(torch.Tensor).float(), METRICS[name](a, b).float())
-
-
-@pytest.mark.parametrize("name", sorted(FEATURE_METRICS))
-def test_feature_metrics_do_no_float64_on_the_device(name):
-    device_double.VIOLATIONS.clear()
-    got = FEATURE_METRICS[name](on_device(FEAT), on_device(FEAT2))
-    assert device_double.VIOLATIONS == []
-    torch.testing.assert_close(torch.as_tensor(got).as_subclass(torch.Tensor).double(),
-                               torch.as_tensor(FEATURE_METRICS[name](FEAT, FEAT2)).double())
+    torch.testing.assert_close(_plain(got), _plain(metric(a, b)))
 
 
 def test_classifier_features_do_no_float64_on_the_device():
