@@ -138,7 +138,7 @@ def train(
             terms = update(model, to_device(batch, device))
             _accumulate(sums, terms, _length(batch))
             if progress and i % POSTFIX_EVERY == 0 and "loss" in terms:
-                steps.set_postfix(loss=f"{float(terms['loss']):.3f}")
+                steps.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}")
         for name, total in sums.items():  # one read from the device per epoch
             history.setdefault(f"train_{name}", []).append(_total(total) / n)
         if val_data is not None:

@@ -178,3 +178,18 @@ def test_shipped_checkpoints_match_their_hashes():
         path = checkpoints.PRETRAINED_DIR / entry["file"]
         assert checkpoints.sha256_of(path) == entry["sha256"], name
         assert path.stat().st_size < 5 * 2**20, f"{name} is over 5 MiB"
+
+
+def test_training_with_a_progress_bar_prints_no_warning():
+    """The bar reads the loss of a tensor that requires grad: without detach() torch warns, and the
+    warning (with the library's path) lands in the built book's pages."""
+    import warnings
+
+    model = torch.nn.Linear(3, 1)
+
+    def objective(m, x):
+        return {"loss": m(x).pow(2).mean()}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train(model, objective, torch.randn(64, 3), epochs=1, batch_size=8, device="cpu", progress=True)
