@@ -1,33 +1,41 @@
 """Time course_lib's SSIM and LPIPS against the reference libraries, on the same inputs, in one run.
 
 Usage:
-    python benchmarks/bench_ssim_lpips.py [--threads 1] [--repeats 3] [--out benchmarks/ssim_lpips.md]
+    python benchmarks/bench_ssim_lpips.py [--threads 1] [--repeats 3] [--memory-pairs 32] [--out FILE.md]
 
 Inputs: 32 colour 256x256 crops of scikit-image's photographs (float32 in [0, 1]) and the same crops
 with Gaussian noise and blur. SSIM: course_lib (float64 inside) vs scikit-image's
 ``structural_similarity`` in a per-image loop and vs torchmetrics. LPIPS: course_lib vs the ``lpips``
 package with the SAME RANDOM backbone weights (written to a temporary torch hub cache, as in the
 tests), because pretrained weights cannot be downloaded offline: the times are real, the distances
-are not perceptual. VGG runs on the first VGG_PAIRS pairs only on the CPU.
-Each time is the median of ``--repeats`` runs after a warm-up run (on 2 pairs for LPIPS); CUDA rows appear when a GPU is
-present. The script writes a Markdown table.
+are not perceptual. VGG is timed on the first VGG_PAIRS pairs only on the CPU.
+
+Every implementation runs in this one process on ``--threads`` threads (torch, OpenBLAS, MKL, OpenMP).
+The implementations of a row group run interleaved, ``--repeats`` rounds after a warm-up call each;
+a time is the median over the rounds, and the speed-ups compare CPU times (see ``bench_common.compare``).
+Peak memory of LPIPS-vgg (``--memory-pairs`` pairs) is measured in a fresh process per implementation.
+CUDA rows appear when a GPU is present. The script writes a Markdown table.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import statistics
 import sys
-import tempfile
-import time
-import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
-import torchvision
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_common as bench  # noqa: E402  (first: it pins the threads before numpy and torch load)
+
+bench.pin_threads(bench.threads_from_argv())
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,131 +64,214 @@ def photo_batch(n: int = 32, size: int = 256, seed: int = 0) -> tuple[torch.Tens
     return preds, target
 
 
-def timed(fn, repeats: int, device: torch.device, warmup=None):
-    """Median time of ``repeats`` calls of ``fn`` after one call of ``warmup`` (default: ``fn``)."""
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    (warmup or fn)()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        result = fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return result, statistics.median(times)
+def _sync(device: torch.device):
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
 def bench_ssim(preds, target, device, repeats):
+    """Rows ``(name, wall, cpu, speed-up of course_lib, difference, note)`` and the goals' figures."""
     from skimage.metrics import structural_similarity
     from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
-    rows = []
     p, t = preds.to(device), target.to(device)
-    ours, t_ours = timed(lambda: ssim(p, t, data_range=1.0, reduction="none"), repeats, device)
-    ours = ours.cpu()
-    rows.append((f"SSIM, course_lib (float64 inside) [{device.type}]", t_ours, None, ""))
-    tm, t_tm = timed(lambda: tm_ssim(p, t, data_range=1.0, reduction="none"), repeats, device)
-    _, tm_map = tm_ssim(p.double(), t.double(), data_range=1.0, reduction="none", return_full_image=True)
-    tm_valid = tm_map[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)).cpu()
-    rows.append((f"SSIM, torchmetrics default (float32) [{device.type}]", t_tm,
-                 float((tm.cpu().double() - ours).abs().max()),
-                 "includes its reflect-padded border windows; on the valid region (float64) the largest "
-                 f"difference is {float((tm_valid - ours).abs().max()):.1e}"))
+    functions = {
+        "ours": lambda: ssim(p, t, data_range=1.0, reduction="none"),
+        "torchmetrics": lambda: tm_ssim(p, t, data_range=1.0, reduction="none"),
+    }
     if device.type == "cpu":
         pn, tn = preds.double().numpy(), target.double().numpy()
-
-        def skimage_loop():
-            return np.array([structural_similarity(b, a, gaussian_weights=True, sigma=1.5,
-                                                   use_sample_covariance=False, data_range=1.0, channel_axis=0)
-                             for a, b in zip(pn, tn, strict=True)])
-
-        sk, t_sk = timed(skimage_loop, repeats, device, warmup=lambda: None)  # NumPy needs no warm-up
-        rows.append(("SSIM, scikit-image per-image loop (float64) [cpu]", t_sk,
-                     float(np.abs(sk - ours.numpy()).max()), "gaussian_weights=True, sigma=1.5, "
-                     "use_sample_covariance=False"))
+        functions["scikit-image"] = lambda: np.array([
+            structural_similarity(b, a, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                  data_range=1.0, channel_axis=0) for a, b in zip(pn, tn, strict=True)])
+    # NumPy needs no warm-up; torch's first call allocates and builds its kernels
+    timed = bench.compare(functions, repeats, warmup={"scikit-image": False}, sync=_sync(device))
+    ours, _, cpu_ours = timed["ours"]
+    ours = ours.cpu()
+    rows = [(f"SSIM, course_lib (float64 inside) [{device.type}]", timed["ours"][1], cpu_ours, "—", None,
+             "separable Gaussian filter, float64 statistics")]
+    tm, wall_tm, cpu_tm = timed["torchmetrics"]
+    _, tm_map = tm_ssim(p.double(), t.double(), data_range=1.0, reduction="none", return_full_image=True)
+    tm_valid = tm_map[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)).cpu()
+    rows.append((f"SSIM, torchmetrics default (float32) [{device.type}]", wall_tm, cpu_tm,
+                 bench.ratio(cpu_tm, cpu_ours), float((tm.cpu().double() - ours).abs().max()),
+                 "includes its reflect-padded border windows; on the valid region (float64) the largest "
+                 f"difference is {float((tm_valid - ours).abs().max()):.1e}"))
+    goals = {f"ssim_vs_torchmetrics_{device.type}": cpu_tm / cpu_ours}
+    if "scikit-image" in timed:
+        sk, wall_sk, cpu_sk = timed["scikit-image"]
+        diff = float(np.abs(sk - ours.numpy()).max())
+        rows.append(("SSIM, scikit-image per-image loop (float64) [cpu]", wall_sk, cpu_sk,
+                     bench.ratio(cpu_sk, cpu_ours), diff,
+                     "gaussian_weights=True, sigma=1.5, use_sample_covariance=False"))
+        goals |= {"ssim_vs_skimage": cpu_sk / cpu_ours, "ssim_skimage_diff": diff}
     assert ssim_components(p[:1], t[:1])["ssim"].shape[-1] == preds.shape[-1] - 10
-    return rows
+    return rows, goals
 
 
-def bench_lpips(preds, target, device, repeats):
+def random_backbones(hub: str) -> None:
+    """Random torchvision weights of every LPIPS backbone, under torchvision's file names, in ``hub``."""
+    os.makedirs(os.path.join(hub, "checkpoints"), exist_ok=True)
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(hub)
+    try:
+        torch.manual_seed(0)
+        for spec in BACKBONES.values():
+            state = getattr(torchvision.models, spec.builder)(weights=None).state_dict()
+            # The unused classifier as a broadcast zero: a small file, loaded all the same.
+            state = {k: v if k.startswith("features.") else torch.zeros(()).expand(v.shape) for k, v in state.items()}
+            torch.save(state, os.path.join(hub, "checkpoints", spec.file_name))
+    finally:
+        torch.hub.set_dir(old)
+
+
+def lpips_models(net: str, device: torch.device):
+    """``(course_lib's LPIPS, the lpips package's)`` on the backbone file in the current hub cache."""
     import lpips
 
-    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lpips calls torchvision's deprecated pretrained=True
+        ref = lpips.LPIPS(net=net, verbose=False).to(device)
+    return LPIPS(net, download=False).to(device), ref
+
+
+def bench_lpips(preds, target, device, repeats, hub):
+    rows, goals = [], {}
     x, y = (preds * 2 - 1).to(device), (target * 2 - 1).to(device)
-    with tempfile.TemporaryDirectory() as tmp:
-        old = torch.hub.get_dir()
-        torch.hub.set_dir(os.path.join(tmp, "hub"))
-        os.makedirs(os.path.join(tmp, "hub", "checkpoints"))
-        try:
-            torch.manual_seed(0)
-            for net, spec in BACKBONES.items():
-                state = getattr(torchvision.models, spec.builder)(weights=None).state_dict()
-                # The unused classifier as a broadcast zero: a small file, loaded all the same.
-                state = {k: v if k.startswith("features.") else torch.zeros(()).expand(v.shape)
-                         for k, v in state.items()}
-                torch.save(state, backbone_path(net))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ref = lpips.LPIPS(net=net, verbose=False).to(device)
-                ours = LPIPS(net, download=False).to(device)
-                n = VGG_PAIRS if net == "vgg" else x.shape[0]
-                with torch.no_grad():  # warm-up on 2 pairs: a full extra pass costs minutes on a CPU
-                    d_ours, t_ours = timed(lambda: ours(x[:n], y[:n]), repeats, device,  # noqa: B023
-                                           warmup=lambda: ours(x[:2], y[:2]))  # noqa: B023
-                    d_ref, t_ref = timed(lambda: ref(x[:n], y[:n]).flatten(), repeats, device,  # noqa: B023
-                                         warmup=lambda: ref(x[:2], y[:2]))  # noqa: B023
-                diff = float((d_ours - d_ref).abs().max())
-                rel = float(((d_ours - d_ref).abs() / d_ref.abs()).max())
-                note = f"random backbone, {n} pairs; relative difference {rel:.1e}"
-                rows.append((f"LPIPS-{net}, course_lib [{device.type}]", t_ours, None, note))
-                rows.append((f"LPIPS-{net}, lpips package [{device.type}]", t_ref, diff, note))
-        finally:
-            torch.hub.set_dir(old)
-    return rows
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(hub)
+    try:
+        for net in BACKBONES:
+            assert backbone_path(net).is_file()
+            ours, ref = lpips_models(net, device)
+            n = VGG_PAIRS if net == "vgg" and device.type == "cpu" else x.shape[0]
+            xs, ys = x[:n], y[:n]
+            with torch.no_grad():
+                timed = bench.compare({"ours": lambda: ours(xs, ys),  # noqa: B023
+                                 "lpips": lambda: ref(xs, ys).flatten()},  # noqa: B023
+                                repeats, sync=_sync(device))
+            (d_ours, wall_o, cpu_o), (d_ref, wall_r, cpu_r) = timed["ours"], timed["lpips"]
+            diff = float((d_ours - d_ref).abs().max())
+            rel = float(((d_ours - d_ref).abs() / d_ref.abs()).max())
+            note = f"random backbone, {n} pairs; relative difference {rel:.1e}"
+            rows.append((f"LPIPS-{net}, course_lib [{device.type}]", wall_o, cpu_o, "—", None, note))
+            rows.append((f"LPIPS-{net}, lpips package [{device.type}]", wall_r, cpu_r, bench.ratio(cpu_r, cpu_o),
+                         diff, note))
+            goals[f"lpips_{net}_{device.type}"] = (cpu_r / cpu_o, rel)
+    finally:
+        torch.hub.set_dir(old)
+    return rows, goals
+
+
+def peak_memory_child(which: str, hub: str, pairs: int) -> None:
+    """In a fresh process: LPIPS-vgg of one implementation on ``pairs`` pairs, its peak memory printed."""
+    torch.hub.set_dir(hub)
+    preds, target = photo_batch(pairs)
+    x, y = preds * 2 - 1, target * 2 - 1
+    ours, ref = lpips_models("vgg", torch.device("cpu"))
+    model = {"course_lib": ours, "lpips": ref, "none": None}[which]
+    del ours, ref
+    if model is not None:  # a small warm-up: the libraries' one-time buffers are not the call's memory
+        with torch.no_grad():
+            model(x[:1, :, :64, :64], y[:1, :, :64, :64])
+    base = bench.peak_rss_mb()
+    if model is not None:
+        with torch.no_grad():
+            model(x, y)
+    bench.report_peak(base)
+
+
+def memory_rows(hub: str, pairs: int, threads: int) -> list[tuple]:
+    script = str(Path(__file__).resolve())
+    options = ["--hub", hub, "--memory-pairs", str(pairs), "--threads", str(threads)]
+    peaks = {which: bench.measure_peak(script, [which, *options]) for which in ("none", "course_lib", "lpips")}
+    return [(which, p["peak_mb"], p["peak_mb"] - p["before_mb"]) for which, p in peaks.items()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: a shared CPU)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of torch, OpenBLAS, MKL and OpenMP (default 1: a shared CPU)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-pairs", type=int, default=32, help="LPIPS-vgg pairs of the memory table")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "ssim_lpips.md"))
+    parser.add_argument("--peak-memory", nargs=1, metavar="IMPLEMENTATION", help=argparse.SUPPRESS)
+    parser.add_argument("--hub", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.peak_memory:
+        peak_memory_child(args.peak_memory[0], args.hub, args.memory_pairs)
+        return
+    load_before = bench.load_average()
     preds, target = photo_batch()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    rows = []
-    for device in devices:
-        rows += bench_ssim(preds, target, device, args.repeats)
-        rows += bench_lpips(preds, target, device, args.repeats)
-        print("\n".join(f"{r[0]}: {r[1]:.3f} s" for r in rows))
+    rows, goals = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        hub = os.path.join(tmp, "hub")
+        random_backbones(hub)
+        for device in devices:
+            for run in (bench_ssim, bench_lpips):
+                new_rows, new_goals = run(preds, target, device, args.repeats, *([hub] if run is bench_lpips else []))
+                rows += new_rows
+                goals |= new_goals
+                print("\n".join(f"{r[0]}: {r[1]:.3f} s wall, {r[2]:.3f} s CPU" for r in new_rows), flush=True)
+        memory = memory_rows(hub, args.memory_pairs, args.threads)
+        print(memory, flush=True)
+    load_after = bench.load_average()
     import lpips
     import skimage
     import torchmetrics
 
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     lines = [
         "# SSIM and LPIPS: course_lib vs the reference libraries",
         "",
-        f"Written by `python benchmarks/bench_ssim_lpips.py --threads {args.threads} --repeats {args.repeats}` "
-        f"on {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU "
-        f"cores (shared with other jobs while this ran), torch {torch.get_num_threads()} thread(s)"
-        + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU") + ".",
+        f"Written by `python benchmarks/bench_ssim_lpips.py --threads {args.threads} --repeats {args.repeats} "
+        f"--memory-pairs {args.memory_pairs}` on {time.strftime('%Y-%m-%d %H:%M')}.",
+        f"Machine: {bench.machine_line(args.threads, gpu)}",
+        f"Load: {bench.load_line(load_before, load_after)}",
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, torchmetrics {torchmetrics.__version__}, "
-        f"scikit-image {skimage.__version__}, lpips {getattr(lpips, '__version__', '?')}.",
+        f"scikit-image {skimage.__version__}, lpips {getattr(lpips, '__version__', '0.1.4 or later')}.",
         "",
         f"Inputs: {preds.shape[0]} colour {preds.shape[-2]}x{preds.shape[-1]} crops of scikit-image photographs "
-        "(float32 in [0, 1]) vs blurred and noisy copies; times are medians after a warm-up. "
+        "(float32 in [0, 1]) vs blurred and noisy copies. All rows ran in one process; the implementations of "
+        f"a group ran interleaved, {args.repeats} rounds after a warm-up call each, and a time is the median over "
+        "the rounds. *course_lib faster by* = the row's CPU time / course_lib's CPU time. "
         "**LPIPS rows use random backbone weights, the same for both implementations** (pretrained weights "
         "cannot be downloaded here): the times are real, the distances are not perceptual. "
-        "LPIPS-vgg runs on the first few pairs only (see its row).",
+        f"LPIPS-vgg is timed on the first {VGG_PAIRS} pairs only (see its row).",
         "",
-        "| implementation | time (s) | largest difference to course_lib | notes |",
-        "|---|---:|---:|---|",
+        "| implementation | wall (s) | CPU (s) | course_lib faster by | largest difference to course_lib | notes |",
+        "|---|---:|---:|---:|---:|---|",
     ]
-    for name, seconds, diff, note in rows:
-        lines.append(f"| {name} | {seconds:.3f} | {'—' if diff is None else f'{diff:.1e}'} | {note} |")
+    for name, wall, cpu, speedup, diff, note in rows:
+        lines.append(f"| {name} | {wall:.3f} | {cpu:.3f} | {speedup} | {'—' if diff is None else f'{diff:.1e}'} "
+                     f"| {note} |")
+    lines += ["", "## Goals (GitHub issue 16), from the table above", "",
+              "| figure | course_lib | goal | |", "|---|---:|---:|---|",
+              bench.goal_row("SSIM, 32 colour 256x256 images: speed-up vs scikit-image", goals["ssim_vs_skimage"], 3),
+              bench.goal_row("SSIM: speed-up vs torchmetrics", goals["ssim_vs_torchmetrics_cpu"], 2),
+              f"| SSIM: largest difference to scikit-image | {goals['ssim_skimage_diff']:.1e} | <= 1e-6 | "
+              f"{'**met**' if goals['ssim_skimage_diff'] <= 1e-6 else 'not met'} |"]
+    for net in BACKBONES:
+        speedup, rel = goals[f"lpips_{net}_cpu"]
+        lines.append(bench.goal_row(f"LPIPS-{net}: speed-up vs the lpips package, same weights", speedup, 1.2))
+        lines.append(f"| LPIPS-{net}: largest relative difference to the lpips package | {rel:.1e} | <= 1e-5 | "
+                     f"{'**met**' if rel <= 1e-5 else 'not met'} |")
+    base = dict((which, (peak, added)) for which, peak, added in memory)
+    lines += ["", f"## Peak memory of LPIPS-vgg on {args.memory_pairs} image pairs (GitHub issue 16, section 3)", "",
+              "A fresh process per implementation (its peak resident memory, `VmHWM`, the `ru_maxrss` of a "
+              "process not forked from a larger one; `tracemalloc` does not see torch's allocations). "
+              "Each process builds both models and the inputs before it reads its baseline, so *added by the "
+              "call* is the memory of one forward pass (no autograd) alone.", "",
+              "| implementation | peak of the process (MB) | added by the call (MB) |", "|---|---:|---:|"]
+    names = {"none": "no call (the baseline process)", "course_lib": "course_lib LPIPS('vgg')",
+             "lpips": "lpips.LPIPS(net='vgg')"}
+    lines += [f"| {names[which]} | {peak:.0f} | {added:.0f} |" for which, (peak, added) in base.items()]
+    lower = base["course_lib"][1] <= base["lpips"][1]
+    lines += ["", f"course_lib's call adds {base['course_lib'][1]:.0f} MB, the lpips package's "
+              f"{base['lpips'][1]:.0f} MB: {'**not higher (met)**' if lower else 'higher (not met)'}. "
+              "course_lib runs x and y as one batch and keeps only the current layer's features; the lpips "
+              "package keeps every layer's features of both images, then their normalised copies and differences."]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

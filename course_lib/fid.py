@@ -20,6 +20,7 @@ no float64): inputs on any device are accepted, and every result is a float64 CP
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import torch
@@ -62,7 +63,7 @@ def sqrtm_psd(sigma: torch.Tensor) -> torch.Tensor:
     return (v * w.clamp_min(0).sqrt()) @ v.T
 
 
-def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
+def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor, *, check_psd: bool = False) -> torch.Tensor:
     """Tr (S1 S2)^(1/2) for symmetric PSD S1, S2, in float64, without a non-symmetric ``sqrtm``.
 
     For any factor S1 = A A^T, S1 S2 = A A^T S2 is similar to the symmetric PSD matrix M = A^T S2 A
@@ -74,7 +75,14 @@ def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tens
     tiny negative eigenvalues from rounding are clamped to 0, and no offset is added.
 
     Args:
-        sigma1, sigma2: (F, F) symmetric PSD float64 matrices.
+        sigma1, sigma2: (F, F) symmetric PSD float64 matrices. Like LAPACK, the factorisation reads
+            sigma1's lower triangle, and the product reads sigma2's lower triangle and diagonal blocks.
+        check_psd: raise ``ValueError`` for a matrix with a clearly negative eigenvalue (a Cholesky
+            factorisation of it plus a tiny multiple of I fails); ``frechet_distance`` checks this way.
+
+    Memory: besides the arguments, about 1.5 F x F matrices at most: M is built in the factor's own
+    storage (``_congruence_lower_``) and, from F = ``SMALL_DIM``, its eigenvalues are computed in place
+    (``_eigvalsh_lower_``), where ``torch.linalg.eigvalsh`` would copy it.
 
     Returns:
         0-dim float64, >= 0.
@@ -84,13 +92,120 @@ def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tens
         >>> float(trace_sqrt_product(a, a))  # sqrt of diag(1, 16): 1 + 4
         5.0
     """
-    sigma1, sigma2 = (sigma1 + sigma1.T) / 2, (sigma2 + sigma2.T) / 2
+    if check_psd:  # first, while nothing else is held: its factor is not needed afterwards
+        _check_psd(sigma2, "sigma2")
     factor, info = torch.linalg.cholesky_ex(sigma1)
-    if int(info) != 0:  # singular (or nearly): the symmetric square root always exists
-        factor = sqrtm_psd(sigma1)
-    m = factor.T @ sigma2 @ factor
-    lam = torch.linalg.eigvalsh((m + m.T) / 2)
-    return lam.clamp_min(0).sqrt().sum()
+    if int(info) == 0:
+        m = _congruence_lower_(factor, sigma2)
+    else:  # singular (or nearly): the symmetric square root always exists
+        del factor
+        if check_psd:
+            _check_psd(sigma1, "sigma1")
+        root = sqrtm_psd(sigma1)
+        m = root @ sigma2 @ root
+        del root
+    return _eigvalsh_lower_(m).clamp_min(0).sqrt().sum()
+
+
+def _symmetrised(s: torch.Tensor) -> torch.Tensor:
+    """(s + s^T) / 2 in one new matrix (no second temporary)."""
+    return torch.add(s, s.T).mul_(0.5)
+
+
+def _check_psd(s: torch.Tensor, name: str) -> None:
+    """Raise ValueError unless ``s`` is PSD up to rounding: a Cholesky factorisation of it (positive
+    definite), or else of its symmetric part plus 1e-9 F max|s| I, must succeed."""
+    if int(torch.linalg.cholesky_ex(s)[1]) == 0:
+        return
+    lo, hi = torch.aminmax(s)
+    sym = _symmetrised(s)
+    sym.diagonal().add_(1e-9 * max(-float(lo), float(hi), 1e-300) * max(s.shape[0], 1))
+    if int(torch.linalg.cholesky_ex(sym)[1]) != 0:
+        raise ValueError(f"{name} has a clearly negative eigenvalue: not a covariance matrix")
+
+
+def _congruence_lower_(factor: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """M = L^T S L for a lower-triangular L = ``factor``, correct in its lower triangle, written over L.
+
+    In 2 x 2 blocks (L12 = 0, and S12 taken as S21^T), only the blocks of Y = S L and M = L^T Y that the
+    lower triangle needs are formed: 9/8 F^3 multiply-adds instead of the 2 F^3 of two full products.
+    Y21^T, then Y22, live in L's zero upper block; M11, M21, M22 replace L11, L21, L22 once these are
+    used up; a left product overwrites its right factor panel by panel. One block (Y11, a quarter of
+    an F x F matrix) and one panel of temporaries.
+    """
+    d = factor.shape[0]
+    if d < 256:  # small: the blocks' bookkeeping costs more than it saves
+        return factor.T @ sigma @ factor
+    h = d // 2  # L11 is h x h, L22 is (d - h) x (d - h), d - h >= h
+    l11, l21, l22, upper = factor[:h, :h], factor[h:, :h], factor[h:, h:], factor[:h, h:]
+    s11, s21, s22 = sigma[:h, :h], sigma[h:, :h], sigma[h:, h:]
+    # Y21 = S21 L11 + S22 L21, kept transposed in the upper block
+    torch.matmul(l11.T, s21.T, out=upper).addmm_(l21.T, s22.T)
+    y21 = upper.T
+    y11 = torch.matmul(s11, l11).addmm_(s21.T, l21)  # Y11 = S11 L11 + S12 L21
+    _left_product_(l11.T, y11, l21.T, y21)  # M11 = L11^T Y11 + L21^T Y21, over Y11
+    l11.copy_(y11)  # L11 and L21 are used up
+    del y11
+    torch.matmul(l22.T, y21, out=l21)  # M21 = L22^T Y21
+    y22 = upper if d - h == h else torch.empty_like(l22)  # Y21 is used up
+    torch.matmul(s22, l22, out=y22)  # Y22 = S22 L22
+    _left_product_(l22.T, y22)  # M22 = L22^T Y22, over Y22
+    l22.copy_(y22)
+    return factor
+
+
+def _left_product_(a: torch.Tensor, b: torch.Tensor, a2: torch.Tensor | None = None,
+                   b2: torch.Tensor | None = None, panel: int = 128) -> None:
+    """b <- a b (+ a2 b2), column panel by column panel: column j of the result needs column j of b only."""
+    for j in range(0, b.shape[1], panel):
+        t = a @ b[:, j:j + panel]
+        if a2 is not None:
+            t.addmm_(a2, b2[:, j:j + panel])
+        b[:, j:j + panel] = t
+
+
+def _eigvalsh_lower_(m: torch.Tensor) -> torch.Tensor:
+    """The eigenvalues of the symmetric matrix whose lower triangle ``m`` holds; ``m`` may be overwritten.
+
+    From F = ``SMALL_DIM`` on, LAPACK's ``syevd`` runs in place through scipy, with its OpenBLAS held to
+    one thread meanwhile: ``torch.linalg.eigvalsh`` would first copy the F x F matrix (32 MB at F = 2048).
+    Elsewhere, or where scipy's OpenBLAS is not found, ``torch.linalg.eigvalsh``.
+    """
+    if m.shape[0] >= SMALL_DIM:
+        # The lower triangle of a row-major m is the upper one of the same memory read column-major.
+        a, lower = (m.numpy().T, False) if m.is_contiguous() else (m.numpy(), True)
+        with _scipy_blas_on_one_thread() as found:
+            if found and a.flags.f_contiguous:
+                import scipy.linalg
+
+                return torch.from_numpy(scipy.linalg.eigh(a, lower=lower, eigvals_only=True, overwrite_a=True,
+                                                          check_finite=False, driver="evd"))
+    return torch.linalg.eigvalsh(m, UPLO="L")
+
+
+@contextlib.contextmanager
+def _scipy_blas_on_one_thread():
+    """Yield True with scipy's OpenBLAS on one thread (the count is restored on exit), as threadpoolctl
+    does; yield False where its thread control is not found (scipy built on another BLAS). One thread,
+    because OpenBLAS's threads waiting on a busy CPU made ``syevd`` 50 times slower at F = 1024."""
+    try:
+        import ctypes
+
+        import scipy.linalg._flapack as flapack
+
+        lib = ctypes.CDLL(flapack.__file__)  # already loaded: this only looks its symbols up
+        names = [(f"{p}_get_num_threads{s}", f"{p}_set_num_threads{s}")
+                 for p in ("scipy_openblas", "openblas") for s in ("", "64_")]
+        get, put = next((getattr(lib, g), getattr(lib, s)) for g, s in names if hasattr(lib, g) and hasattr(lib, s))
+    except (ImportError, OSError, StopIteration):
+        yield False
+        return
+    old = get()
+    put(1)
+    try:
+        yield True
+    finally:
+        put(old)
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
@@ -125,22 +240,31 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
     if mu1.shape != mu2.shape:
         raise ValueError(f"mu1 and mu2 must have the same width, got {mu1.shape[0]} and {mu2.shape[0]}")
     d = mu1.shape[0]
-    for name, s in (("sigma1", sigma1), ("sigma2", sigma2)):
-        if s.shape != (d, d):
-            raise ValueError(f"{name} must have shape ({d}, {d}) to match the means, got {tuple(s.shape)}")
-        scale = float(s.abs().max()) if s.numel() else 0.0
-        if not torch.allclose(s, s.T, rtol=1e-6, atol=1e-9 * max(scale, 1e-300)):
-            raise ValueError(f"{name} must be symmetric (a covariance matrix)")
-        # A covariance is PSD: a Cholesky factorisation (cheap) of sigma + tiny * I must succeed.
-        jitter = 1e-9 * max(scale, 1e-300) * max(d, 1)
-        with _threads_for(d):
-            info = torch.linalg.cholesky_ex((s + s.T) / 2 + jitter * torch.eye(d, dtype=s.dtype, device=s.device))[1]
-        if info != 0:
-            raise ValueError(f"{name} has a clearly negative eigenvalue: not a covariance matrix")
-    diff = mu1 - mu2
     with _threads_for(d):
-        tr = trace_sqrt_product(sigma1, sigma2)
+        for name, s in (("sigma1", sigma1), ("sigma2", sigma2)):
+            _check_symmetric(s, name, d)
+        # positive semi-definite: checked by the Cholesky factorisations the trace needs anyway
+        tr = trace_sqrt_product(sigma1, sigma2, check_psd=True)
+    diff = mu1 - mu2
     return (diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr).clamp_min(0)
+
+
+def _check_symmetric(s: torch.Tensor, name: str, d: int) -> None:
+    """Raise ValueError unless ``s`` has shape (d, d) and equals s^T up to rounding.
+
+    The test is ``torch.allclose(s, s.T, rtol=1e-6, atol=1e-9 max|s|)``, which holds whenever
+    max|s - s^T| <= 1e-9 max|s|; that is checked first, row block by row block (no F x F temporary).
+    """
+    if s.shape != (d, d):
+        raise ValueError(f"{name} must have shape ({d}, {d}) to match the means, got {tuple(s.shape)}")
+    if s.numel() == 0:
+        return
+    lo, hi = torch.aminmax(s)
+    scale = max(-float(lo), float(hi), 1e-300)
+    step = max(1, 2**17 // d)  # blocks of about 1 MB
+    asymmetry = max(float((s[i:i + step] - s[:, i:i + step].T).abs().max()) for i in range(0, d, step))
+    if asymmetry > 1e-9 * scale and not torch.allclose(s, s.T, rtol=1e-6, atol=1e-9 * scale):
+        raise ValueError(f"{name} must be symmetric (a covariance matrix)")
 
 
 def gaussian_statistics(features) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,6 +293,11 @@ def gaussian_statistics(features) -> tuple[torch.Tensor, torch.Tensor]:
 def fid(real_features, fake_features) -> torch.Tensor:
     """FID between two feature sets, book equation (fid), from their means and sample covariances.
 
+    The route follows the shapes: with many samples, ``frechet_distance`` of the F x F statistics; with
+    few (e.g. N = 1024 Inception features of width F = 2048, whose covariances are singular), the same
+    number from the N-dimensional sample space: Tr (S_r S_g)^(1/2) is the sum of the singular values of
+    A B^T / sqrt((N_r - 1)(N_g - 1)) for the centred features A, B, and no F x F matrix is formed.
+
     Args:
         real_features: (N_r, F) features of real images (N_r >= 2), a tensor on any device or a numpy array.
         fake_features: (N_g, F) features of generated images, same width F.
@@ -191,6 +320,9 @@ def fid(real_features, fake_features) -> torch.Tensor:
         11.2
     """
     real, fake = _feature_pair(real_features, fake_features)
+    if _sample_space_is_cheaper(real.shape[0], fake.shape[0], real.shape[1]):
+        mean_term, cov_term = _terms_in_sample_space(real, fake)
+        return (mean_term + cov_term).clamp_min(0)
     return frechet_distance(*gaussian_statistics(real), *gaussian_statistics(fake))
 
 
@@ -221,9 +353,40 @@ def fid_terms(real_features, fake_features) -> tuple[torch.Tensor, torch.Tensor]
         True
     """
     real, fake = _feature_pair(real_features, fake_features)
+    if _sample_space_is_cheaper(real.shape[0], fake.shape[0], real.shape[1]):
+        return _terms_in_sample_space(real, fake)
     (mu_r, sigma_r), (mu_g, sigma_g) = gaussian_statistics(real), gaussian_statistics(fake)
     # with equal means, the Frechet distance is the covariance term alone
     return (mu_r - mu_g).pow(2).sum(), frechet_distance(mu_r, sigma_r, mu_r, sigma_g)
+
+
+def _sample_space_is_cheaper(n1: int, n2: int, d: int) -> bool:
+    """Whether FID from features is cheaper in the N-dimensional sample space than with F x F covariances.
+
+    Costs in matrix-product multiply-adds, roughly (measured on one CPU core at F = 2048): the sample
+    space costs A B^T (N1 N2 F) and its singular values (about 4 n^2 N for an n x N matrix, n <= N); the
+    covariances cost their two products (F^2 (N1 + N2)) and ``frechet_distance`` (about 4 F^3). Both
+    routes are exact. With N1 = N2 < F the sample space wins (7 times fewer operations at N = F / 2);
+    at N = 2 F the covariances do.
+    """
+    small, large = sorted((n1, n2))
+    return n1 * n2 * d + 4 * small**2 * large < d**2 * (n1 + n2) + 4 * d**3
+
+
+def _terms_in_sample_space(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """FID's mean and covariance terms from the centred features A (N1, F), B (N2, F), never forming F x F.
+
+    With S1 = A^T A / (N1 - 1) and S2 = B^T B / (N2 - 1), the nonzero eigenvalues of S1 S2 are those of
+    (A B^T)(B A^T) / ((N1 - 1)(N2 - 1)), the squared singular values of C = A B^T / sqrt((N1 - 1)(N2 - 1)):
+    Tr (S1 S2)^(1/2) = sum of the singular values of C, an N1 x N2 matrix; Tr S1 = ||A||_F^2 / (N1 - 1).
+    """
+    mu_r, mu_g = real.mean(dim=0), fake.mean(dim=0)
+    a, b = real - mu_r, fake - mu_g
+    n1, n2 = a.shape[0] - 1, b.shape[0] - 1
+    with _threads_for(min(a.shape[0], b.shape[0])):
+        tr = torch.linalg.svdvals(a @ b.T).sum() / (n1 * n2) ** 0.5
+    cov_term = (a.pow(2).sum() / n1 + b.pow(2).sum() / n2 - 2 * tr).clamp_min(0)
+    return (mu_r - mu_g).pow(2).sum(), cov_term
 
 
 def _feature_pair(real_features, fake_features) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,8 @@ weights are never substituted unless you ask for them with ``pretrained=False`` 
 
 The distance is a measurement: it runs in float32 (the module's dtype) even inside a mixed-precision
 autocast region (``course_lib.runtime.full_precision``), so it gives the same numbers everywhere.
+For speed, x and y go through the backbone as one batch of 2N images in the channels-last layout, and
+only the current layer's features are kept (``benchmarks/ssim_lpips.md`` times it against ``lpips``).
 """
 
 from __future__ import annotations
@@ -177,6 +179,9 @@ class LPIPS(nn.Module):
         features = _build_features(spec, net, backbone_weights, download, random_backbone=not pretrained)
         starts = (0, *spec.cuts[:-1])
         self.slices = nn.ModuleList(nn.Sequential(*features[a:b]) for a, b in zip(starts, spec.cuts, strict=True))
+        # Channels-last weights (and activations, see layer_distances): oneDNN's convolutions and max-pooling
+        # run on this layout without reordering every tensor, and the norm over channels reads contiguous memory.
+        self.slices.to(memory_format=torch.channels_last)
         for p in self.slices.parameters():
             p.requires_grad_(False)
         path = Path(linear_weights) if linear_weights is not None else linear_weights_path(net)
@@ -204,19 +209,45 @@ class LPIPS(nn.Module):
         _check_inputs(x, y, self.min_size, normalize)
         if normalize:  # [0, 1] images -> [-1, 1], as lpips.LPIPS(normalize=True) and torchmetrics
             x, y = 2 * x - 1, 2 * y - 1
-        dtype = self.shift.dtype
+        n = x.shape[0]
         out = []
         with full_precision(x.device):  # a measurement: bf16 autocast would move it by about 1e-2
-            hx, hy = ((t.to(dtype) - self.shift) / self.scale for t in (x, y))
+            # x and y as ONE batch of 2N images (each layer runs once), channels-last, scaled in one pass:
+            # (t - shift) / scale = t * (1 / scale) - shift / scale.
+            gain, offset = 1 / self.scale, -self.shift / self.scale
+            if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):  # a loss: autograd, no out=
+                h = torch.addcmul(offset, torch.cat([x, y]).to(gain.dtype), gain)
+                h = h.contiguous(memory_format=torch.channels_last)
+            else:
+                h = torch.empty((2 * n, *x.shape[1:]), dtype=gain.dtype, device=x.device,
+                                memory_format=torch.channels_last)
+                torch.addcmul(offset, x, gain, out=h[:n])
+                torch.addcmul(offset, y, gain, out=h[n:])
             for k, block in enumerate(self.slices):  # layer by layer: only one layer's features are kept
-                hx, hy = block(hx), block(hy)
-                fx, fy = (h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS) for h in (hx, hy))  # unit norm
-                out.append(((fx - fy).pow(2) * getattr(self, f"lin{k}")).sum(dim=1).mean(dim=(1, 2)))
+                h = block(h)
+                out.append(_layer_distance(h, n, getattr(self, f"lin{k}")))
         return out
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, normalize: bool | None = None) -> torch.Tensor:
         """One LPIPS distance per image pair, shape (N,); see the class docstring."""
         return torch.stack(self.layer_distances(x, y, normalize)).sum(dim=0)
+
+
+def _layer_distance(h: torch.Tensor, n: int, weight: torch.Tensor) -> torch.Tensor:
+    """One term of equation (lpips) from the features ``h`` of x (first n) and y (last n), shape (n,).
+
+    Each position's feature vector is divided by its norm (plus ``EPS``, as ``lpips.normalize_tensor``);
+    the squared differences are weighted per channel (``weight``, shape (1, C, 1, 1)), summed over
+    channels and averaged over positions. Without autograd the temporaries are overwritten in place:
+    the first layers' features are the largest tensors of the whole computation.
+    """
+    inplace = not (torch.is_grad_enabled() and h.requires_grad)
+    norm = torch.linalg.vector_norm(h, dim=1, keepdim=True)
+    f = h * (norm.add_(EPS).reciprocal_() if inplace else 1 / (norm + EPS))  # unit feature vectors
+    # (no fused multiply-add here: it would leave 1e-16 between identical images instead of 0)
+    sq = f[:n].sub_(f[n:]).square_() if inplace else (f[:n] - f[n:]).square()
+    # sum_c w_c d_c^2: a matrix-vector product over channels (contiguous in the channels-last layout)
+    return torch.matmul(sq.permute(0, 2, 3, 1), weight.flatten().to(sq.dtype)).mean(dim=(1, 2))
 
 
 def _check_net(net: str) -> None:

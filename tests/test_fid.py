@@ -38,7 +38,8 @@ def np_stats(x):
 # ------------------------------------------------------------------------------------------------ FID
 
 
-@pytest.mark.parametrize("n, d, rel", [(2000, 64, 1e-6), (600, 128, 1e-6), (40, 64, 1e-3), (100, 256, 1e-3)])
+@pytest.mark.parametrize("n, d, rel", [(2000, 64, 1e-6), (600, 128, 1e-6), (1200, 301, 1e-6), (40, 64, 1e-3),
+                                       (100, 256, 1e-3)])
 def test_frechet_distance_equals_pytorch_fid(n, d, rel):
     real, fake = correlated_features(n, d, 0), correlated_features(n, d, 1, shift=0.1)
     mu1, s1 = np_stats(real)
@@ -53,6 +54,44 @@ def test_frechet_distance_equals_pytorch_fid(n, d, rel):
             assert float(fid(real, fake)) == pytest.approx(ref, rel=rel)
     else:
         assert float(fid(real, fake)) == pytest.approx(ref, rel=rel)
+
+
+@pytest.mark.parametrize("n_real, n_fake, d", [(100, 100, 256), (30, 70, 64), (150, 90, 160)])
+def test_sample_space_route_equals_the_covariance_route_and_the_references(n_real, n_fake, d, monkeypatch):
+    """Fewer samples than dimensions: fid() works on the N x N product A B^T, never on F x F matrices."""
+    real, fake = correlated_features(n_real, d, 12), correlated_features(n_fake, d, 13, shift=0.1)
+    assert fidlib._sample_space_is_cheaper(n_real, n_fake, d)
+    (mu1, s1), (mu2, s2) = gaussian_statistics(real), gaussian_statistics(fake)
+    by_covariances = float(frechet_distance(mu1, s1, mu2, s2))
+    ref_tm = float(_compute_fid(mu1, s1, mu2, s2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref_pf = calculate_frechet_distance(*np_stats(real), *np_stats(fake))
+    terms_by_covariances = (float((mu1 - mu2).pow(2).sum()), float(frechet_distance(mu1, s1, mu1, s2)))
+
+    def no_covariances(*args, **kwargs):
+        raise AssertionError("the F x F route was taken")
+
+    monkeypatch.setattr(fidlib, "frechet_distance", no_covariances)
+    monkeypatch.setattr(fidlib, "gaussian_statistics", no_covariances)
+    with pytest.warns(UserWarning, match="samples for"):
+        ours = float(fid(real, fake))
+    # Two exact routes. The F x F one has a rounding floor: its F - N zero eigenvalues come out as ~1e-16,
+    # whose square roots add ~1e-8 each (see test_closed_form_diagonal_gaussians); A B^T has no such floor.
+    assert ours == pytest.approx(by_covariances, rel=1e-7)
+    assert ours == pytest.approx(ref_tm, rel=1e-3) and ours == pytest.approx(ref_pf, rel=1e-3)
+    with pytest.warns(UserWarning, match="samples for"):
+        mean_term, cov_term = fidlib.fid_terms(real, fake)
+    assert float(mean_term) == pytest.approx(terms_by_covariances[0], rel=1e-12)
+    assert float(cov_term) == pytest.approx(terms_by_covariances[1], rel=1e-7)
+    with pytest.warns(UserWarning, match="samples for"):
+        assert float(fid(real, real)) == pytest.approx(0, abs=1e-9 * by_covariances)
+
+
+def test_route_follows_the_shapes():
+    assert fidlib._sample_space_is_cheaper(1024, 1024, 2048)  # Inception width, few samples
+    assert not fidlib._sample_space_is_cheaper(4096, 4096, 2048)  # N = 2 F: the covariances
+    assert not fidlib._sample_space_is_cheaper(2000, 2000, 64)
 
 
 @pytest.mark.parametrize("n, d", [(1500, 64), (300, 32)])
@@ -95,6 +134,19 @@ def test_closed_form_diagonal_gaussians():
     assert float(value) == pytest.approx(expected, rel=1e-7)
 
 
+def test_closed_form_at_the_width_of_the_in_place_route():
+    """F = SMALL_DIM: the blocked product in the factor's storage and the in-place eigenvalues (scipy)."""
+    d = fidlib.SMALL_DIM
+    g = torch.Generator().manual_seed(3)
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    a, b = 0.5 + torch.rand(d, generator=g, dtype=torch.float64), 0.5 + torch.rand(d, generator=g, dtype=torch.float64)
+    s1, s2 = (q * a) @ q.T, (q * b) @ q.T  # commuting: Tr sqrt(S1 S2) = sum sqrt(a b)
+    mu2 = torch.full((d,), 0.1, dtype=torch.float64)
+    expected = float(mu2.pow(2).sum() + (a.sqrt() - b.sqrt()).pow(2).sum())
+    assert float(frechet_distance(torch.zeros(d), s1, mu2, s2)) == pytest.approx(expected, rel=1e-9)
+    assert float(fidlib.trace_sqrt_product(s1, s2)) == pytest.approx(float((a * b).sqrt().sum()), rel=1e-12)
+
+
 def test_non_commuting_closed_form():
     # 1-D rank-one covariances along different directions: Tr sqrt(S1 S2) = |u.v| sqrt(a b)
     u, v = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.6, 0.8], dtype=torch.float64)
@@ -130,7 +182,7 @@ def test_fid_errors_and_warning():
 
 
 def test_thread_count_is_restored_even_when_the_computation_raises(monkeypatch):
-    def broken(sigma1, sigma2):
+    def broken(sigma1, sigma2, **kwargs):
         assert torch.get_num_threads() == 1  # small matrices: one thread while it runs
         raise RuntimeError("simulated LAPACK failure")
 

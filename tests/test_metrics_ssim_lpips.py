@@ -63,6 +63,18 @@ def test_ssim_equals_scikit_image(shape, scale):
     assert float(ssim(preds, target, data_range=scale)) == pytest.approx(ref.mean(), abs=1e-12)
 
 
+def test_ssim_of_many_small_images_filtered_in_groups_equals_scikit_image():
+    """210 planes of 28x28: several groups of planes per filtering step, the last one partial."""
+    preds, target = noisy_pair((70, 3, 28, 28), seed=5)
+    ours = ssim(preds, target, reduction="none")
+    np.testing.assert_allclose(ours.numpy(), skimage_ssim(preds, target, 1.0), rtol=0, atol=1e-12)
+    maps = ssim_components(preds, target)
+    torch.testing.assert_close(maps["ssim"].mean(dim=(1, 2, 3)), ours, rtol=0, atol=1e-12)
+    # each image alone gives the same value: no group mixes planes up
+    torch.testing.assert_close(torch.cat([ssim(preds[i:i + 1], target[i:i + 1], reduction="none")
+                                          for i in (0, 33, 69)]), ours[[0, 33, 69]], rtol=0, atol=1e-14)
+
+
 def test_ssim_float32_input_is_computed_in_float64():
     preds, target = noisy_pair((2, 3, 48, 48))
     ours32 = ssim(preds.float(), target.float(), reduction="none")
@@ -263,6 +275,15 @@ def test_feature_distance_is_the_lpips_packages_unweighted_baseline(hub_cache, i
         torch.testing.assert_close(feature_distance(ours.slices, *scaled), ref(x, y).flatten(), rtol=1e-5, atol=1e-8)
     with pytest.raises(ValueError, match="blocks must hold"):
         feature_distance([], x, y)
+
+
+def test_lpips_accepts_float64_inputs_and_runs_in_the_module_dtype(random_squeeze):
+    g = torch.Generator().manual_seed(6)
+    x, y = torch.rand(2, 3, 40, 40, generator=g) * 2 - 1, torch.rand(2, 3, 40, 40, generator=g) * 2 - 1
+    with torch.no_grad():
+        d32, d64 = random_squeeze(x, y), random_squeeze(x.double(), y.double())
+    assert d64.dtype == torch.float32
+    torch.testing.assert_close(d64, d32, rtol=1e-6, atol=0)
 
 
 def test_lpips_backbone_file_argument_and_identity(hub_cache, inputs):

@@ -424,3 +424,72 @@ def test_encode_checks_the_images():
 def test_vae_does_not_import_vq():
     code = "import sys, course_lib.vae; assert 'course_lib.vq' not in sys.modules, 'course_lib.vae imports vq'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- shipped checkpoints
+
+@pytest.mark.parametrize("name", ["vae_conv_latent16", "vae_mlp_baseline"])
+def test_shipped_vae_repeats_its_recorded_subset_evaluation(name, fashion_mnist_available):
+    """Reload the shipped file and repeat the small evaluation the training script recorded right after
+    training (evaluate_vae on the first test images, fixed binarization, seeded noise): a retrained file
+    without a new manifest entry, or an evaluation that changed, gives other numbers."""
+    from course_lib.checkpoints import load_pretrained
+    from course_lib.data import load_fashion_mnist
+
+    entry = read_manifest().get(name)
+    if entry is None or "subset_check" not in entry["metrics"]:
+        pytest.skip(f"{name} has no recorded subset evaluation yet")
+    check = entry["metrics"]["subset_check"]
+    model, _ = load_pretrained(name)
+    x = load_fashion_mnist("test")[0]
+    x_bin = likelihoods.binarize(x, torch.Generator().manual_seed(entry["recipe"]["test_binarization_seed"]))
+    metrics = vae.evaluate_vae(model, x_bin[:check["images"]], k=check["k"], seed=check["seed"])
+    assert metrics["neg_elbo"] == pytest.approx(check["neg_elbo"], abs=0.02)
+    assert metrics["iwae_nll"] == pytest.approx(check["iwae_nll"], abs=0.02)
+    assert metrics["iwae_nll"] < metrics["neg_elbo"]
+
+
+def test_shipped_mlp_baseline_is_the_pytorch_examples_vae(fashion_mnist_available):
+    """The baseline is pytorch/examples' VAE (vae/main.py): 784-400-(20, 20) encoder, 20-400-784 decoder,
+    loss BCE(sum) + KLD. Its weights, put into that reference model, give the same loss for the same noise."""
+    from torch import nn
+    from torch.nn import functional as F
+
+    from course_lib.checkpoints import load_pretrained
+    from course_lib.data import load_fashion_mnist
+
+    if "vae_mlp_baseline" not in read_manifest():
+        pytest.skip("vae_mlp_baseline not trained yet")
+    model, ckpt = load_pretrained("vae_mlp_baseline")
+    recipe = read_manifest()["vae_mlp_baseline"]["recipe"]
+    assert (recipe["epochs"], recipe["lr"], recipe["batch_size"]) == (20, 1e-3, 128)
+    assert recipe["dynamic_binarization"] and "lr_schedule" not in recipe
+
+    class ExamplesVAE(nn.Module):  # pytorch/examples, vae/main.py
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+            self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+        def forward(self, x, eps):
+            h1 = F.relu(self.fc1(x.view(-1, 784)))
+            mu, logvar = self.fc21(h1), self.fc22(h1)
+            z = mu + eps * torch.exp(0.5 * logvar)
+            return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+    ref = ExamplesVAE()
+    sd = ckpt["state_dict"]
+    with torch.no_grad():
+        for mine, theirs in (("encoder.1", ref.fc1), ("decoder.0", ref.fc3), ("decoder.2", ref.fc4)):
+            theirs.weight.copy_(sd[f"{mine}.weight"])
+            theirs.bias.copy_(sd[f"{mine}.bias"])
+        for half, theirs in ((slice(0, 20), ref.fc21), (slice(20, 40), ref.fc22)):
+            theirs.weight.copy_(sd["encoder.3.weight"][half])
+            theirs.bias.copy_(sd["encoder.3.bias"][half])
+    x = likelihoods.binarize(load_fashion_mnist("test", subset=64)[0], torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        recon_x, mu, logvar = ref(x, torch.randn(64, 20, generator=torch.Generator().manual_seed(3)))
+        bce = F.binary_cross_entropy(recon_x, x.view(-1, 784), reduction="sum")
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        terms = vae.ELBOObjective(generator=torch.Generator().manual_seed(3))(model, x)
+    assert float(terms["recon"] + terms["kl"]) == pytest.approx(float(bce + kld) / 64, rel=1e-4)

@@ -310,3 +310,28 @@ def test_shipped_prior_models_the_shipped_vqvaes_codes(fashion_mnist_available):
     recorded = entry["metrics"]["test_nll_nats_per_image"]
     assert float(nll) == pytest.approx(recorded, rel=1e-3)
     assert float(nll) < 0.6 * entry["metrics"]["uniform_nll_nats_per_image"]
+
+
+def test_shipped_vqvae_repeats_its_recorded_test_metrics(fashion_mnist_available):
+    """The VQ-VAE of the prior and notebooks 04 and 06, reloaded: its test reconstruction error, the NMSE
+    (MSE over the variance of the training pixels, computed here from the data), the perplexity and the
+    dead codes are those the training script recorded."""
+    from course_lib import autoencoder
+    from course_lib.checkpoints import load_pretrained, read_manifest
+    from course_lib.data import load_fashion_mnist
+
+    name = read_manifest()["vq_prior_k64"]["recipe"]["vqvae"]
+    metrics = read_manifest()[name]["metrics"]
+    if "test_nmse" not in metrics:
+        pytest.skip(f"{name} was trained before the NMSE was recorded")
+    model, _ = load_pretrained(name)
+    x_test = load_fashion_mnist("test")[0]
+    x_hat = autoencoder.reconstruct_dataset(model, x_test)
+    mse = float((x_hat.double() - x_test.double()).pow(2).mean())
+    variance = float(load_fashion_mnist("train")[0].double().var())
+    indices = vq.encode_indices_dataset(model, x_test)
+    assert mse == pytest.approx(metrics["test_mse_per_pixel"], rel=1e-4)
+    assert mse / variance == pytest.approx(metrics["test_nmse"], rel=1e-4)
+    assert variance == pytest.approx(metrics["pixel_variance"], rel=1e-5)
+    assert float(vq.perplexity(indices, 64)) == pytest.approx(metrics["test_codebook_perplexity"], rel=1e-4)
+    assert vq.dead_codes(indices, 64) == metrics["test_dead_codes"]
