@@ -37,7 +37,7 @@ def goal_rows(manifest: dict) -> list[str]:
     if "test_nmse" in vq:
         ok = vq["test_nmse"] <= VQ_GOAL_NMSE and vq["test_dead_codes"] == 0
         rows.append(f"| vqvae_k64_restart | test NMSE (MSE / {vq['pixel_variance']:.4f}); dead codes; perplexity "
-                    f"| {vq['test_nmse']:.4f}; {vq['test_dead_codes']}; {vq['test_codebook_perplexity']:.1f} "
+                    f"| {vq['test_nmse']:.5f}; {vq['test_dead_codes']}; {vq['test_codebook_perplexity']:.1f} "
                     f"| <= {VQ_GOAL_NMSE}; 0; - | {'yes' if ok else 'no'} |")
     return rows
 
