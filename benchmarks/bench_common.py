@@ -32,6 +32,8 @@ def threads_from_argv(default: int = 1) -> int:
 
 def pin_threads(n: int) -> None:
     """Every BLAS, LAPACK and OpenMP pool on ``n`` threads; call before numpy, scipy or torch is imported."""
+    if all(os.environ.get(name) == str(n) for name in THREAD_VARIABLES):  # pinned already (bench_metrics)
+        return
     if any(name in sys.modules for name in ("numpy", "scipy", "torch")):  # imported as a module, not run
         import warnings
 

@@ -16,7 +16,10 @@ VQ_GOAL_NMSE = 0.045  # test MSE / training-pixel variance of vqvae_k64_restart,
 def recipe_text(recipe: dict) -> str:
     """The knobs that distinguish the recipes: schedule and learning rate (the rest is in the manifest)."""
     schedule = recipe.get("lr_schedule") or recipe.get("schedule") or "constant"  # the classifier says "schedule"
-    return f"{schedule}, lr {recipe.get('lr', '')}"
+    text = f"{schedule}, lr {recipe.get('lr', '')}"
+    if recipe.get("finetune_passes"):  # a second stage (vqvae_recipe's finetune_passes)
+        text += f"; then {recipe['finetune_schedule']}, lr {recipe['finetune_lr']}"
+    return text
 
 
 def goal_rows(manifest: dict) -> list[str]:
@@ -53,6 +56,8 @@ def main() -> None:
                             for k, v in entry.get("metrics", {}).items() if isinstance(v, (int, float)))
         recipe = entry.get("recipe", {})
         epochs = recipe.get("epochs", recipe.get("passes", ""))  # the VQ-VAEs count passes over the data
+        if recipe.get("finetune_passes"):
+            epochs = f"{epochs} + {recipe['finetune_passes']}"
         seconds = entry.get("train_seconds", "")
         if "train_seconds_note" in entry:
             notes.append(f"- {name}: {entry['train_seconds_note']}.")

@@ -20,7 +20,6 @@ no float64): inputs on any device are accepted, and every result is a float64 CP
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import torch
@@ -167,45 +166,21 @@ def _left_product_(a: torch.Tensor, b: torch.Tensor, a2: torch.Tensor | None = N
 def _eigvalsh_lower_(m: torch.Tensor) -> torch.Tensor:
     """The eigenvalues of the symmetric matrix whose lower triangle ``m`` holds; ``m`` may be overwritten.
 
-    From F = ``SMALL_DIM`` on, LAPACK's ``syevd`` runs in place through scipy, with its OpenBLAS held to
-    one thread meanwhile: ``torch.linalg.eigvalsh`` would first copy the F x F matrix (32 MB at F = 2048).
-    Elsewhere, or where scipy's OpenBLAS is not found, ``torch.linalg.eigvalsh``.
+    From F = ``SMALL_DIM`` on, LAPACK's ``syevd`` runs in place through scipy (``torch.linalg.eigvalsh``
+    would first copy the F x F matrix: 32 MB at F = 2048), with scipy's BLAS on one thread meanwhile
+    (threadpoolctl): OpenBLAS's threads waiting on a busy CPU made ``syevd`` 50 times slower at F = 1024.
     """
     if m.shape[0] >= SMALL_DIM:
+        import scipy.linalg
+        from threadpoolctl import threadpool_limits
+
         # The lower triangle of a row-major m is the upper one of the same memory read column-major.
         a, lower = (m.numpy().T, False) if m.is_contiguous() else (m.numpy(), True)
-        with _scipy_blas_on_one_thread() as found:
-            if found and a.flags.f_contiguous:
-                import scipy.linalg
-
+        if a.flags.f_contiguous:
+            with threadpool_limits(limits=1, user_api="blas"):
                 return torch.from_numpy(scipy.linalg.eigh(a, lower=lower, eigvals_only=True, overwrite_a=True,
                                                           check_finite=False, driver="evd"))
     return torch.linalg.eigvalsh(m, UPLO="L")
-
-
-@contextlib.contextmanager
-def _scipy_blas_on_one_thread():
-    """Yield True with scipy's OpenBLAS on one thread (the count is restored on exit), as threadpoolctl
-    does; yield False where its thread control is not found (scipy built on another BLAS). One thread,
-    because OpenBLAS's threads waiting on a busy CPU made ``syevd`` 50 times slower at F = 1024."""
-    try:
-        import ctypes
-
-        import scipy.linalg._flapack as flapack
-
-        lib = ctypes.CDLL(flapack.__file__)  # already loaded: this only looks its symbols up
-        names = [(f"{p}_get_num_threads{s}", f"{p}_set_num_threads{s}")
-                 for p in ("scipy_openblas", "openblas") for s in ("", "64_")]
-        get, put = next((getattr(lib, g), getattr(lib, s)) for g, s in names if hasattr(lib, g) and hasattr(lib, s))
-    except (ImportError, OSError, StopIteration):
-        yield False
-        return
-    old = get()
-    put(1)
-    try:
-        yield True
-    finally:
-        put(old)
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> torch.Tensor:

@@ -151,10 +151,13 @@ def check_image_pair(preds, target, data_range: float) -> None:
         raise ValueError("preds and target are empty (N = 0): they must hold at least one image")
     check_positive(data_range, "data_range")
     hint = "; rescale the images or pass the right data_range"
+    high = -math.inf
     for name, x in (("preds", preds), ("target", target)):
-        check_finite(x, name)
-        check_range(x, name, 0.0, data_range, hint)
-    high = max(float(preds.max()), float(target.max()))
+        lo, hi = _min_max(x)  # min and max propagate NaN and inf: one read per tensor checks all three
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{name} contains NaN or inf")
+        _check_bounds(name, lo, hi, 0.0, data_range, hint)
+        high = max(high, hi)
     if data_range > 1 and high <= 1.0 + ROUND_OFF:
         warnings.warn(
             f"preds and target are all in [0, 1] but data_range={data_range:g}: the result treats them as "

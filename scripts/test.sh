@@ -8,20 +8,22 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg
 start=$SECONDS
+# Each stage prints its own time, so that a CI log tells where the minutes went.
+stage() { echo "==> $1 (starting at $((SECONDS - start)) s)"; }
 
-echo "==> ruff"
+stage "ruff"
 ruff check .
 
-echo "==> pytest: course_lib (with doctests) and tests/"
+stage "pytest: course_lib (with doctests) and tests/"
 COURSE_QUICK=1 pytest -q -p no:cacheprovider
 
-echo "==> nbval: every notebook, quick mode"
-COURSE_QUICK=1 pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 notebooks/
+stage "nbval: every notebook, quick mode"
+COURSE_QUICK=1 pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 --durations=10 notebooks/
 
-echo "==> Colab-like: each notebook in a fresh environment with only what its first cell installs"
+stage "Colab-like: each notebook in a fresh environment with only what its first cell installs"
 python scripts/colab_like.py
 
-echo "==> the book"
+stage "the book"
 bash scripts/book.sh
 python scripts/check_book.py _build/html
 python scripts/check_browser.py _build/html --screenshots "${COURSE_LOG_DIR:-_build/logs}/screenshots"
