@@ -44,8 +44,8 @@ def _threads_for(d: int):
 def sqrtm_psd(sigma: torch.Tensor) -> torch.Tensor:
     """Symmetric square root of a symmetric positive semi-definite matrix, by eigendecomposition.
 
-    sigma = V diag(w) V^T, sigma^(1/2) = V diag(sqrt(max(w, 0))) V^T; the tiny negative eigenvalues
-    that rounding gives a singular covariance are clamped to 0.
+    sigma = V diag(w) V^T, sigma^(1/2) = V diag(sqrt(w)) V^T; the tiny eigenvalues (of either sign)
+    that rounding gives a singular covariance's zero eigenvalues are set to 0.
 
     Args:
         sigma: (F, F), symmetric (it is symmetrised first), float64.
@@ -59,7 +59,17 @@ def sqrtm_psd(sigma: torch.Tensor) -> torch.Tensor:
     """
     sigma = (sigma + sigma.T) / 2
     w, v = torch.linalg.eigh(sigma)
-    return (v * w.clamp_min(0).sqrt()) @ v.T
+    return (v * _zero_rounding_noise(w).sqrt()) @ v.T
+
+
+def _zero_rounding_noise(eigenvalues: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues of a PSD matrix with those below F eps max|lambda| set to 0 (numpy's ``matrix_rank``
+    tolerance): a singular matrix's zero eigenvalues come out as +-1e-12, and their square roots (1e-6
+    each) would add noise to every trace of a square root."""
+    if eigenvalues.numel() == 0:
+        return eigenvalues
+    tol = eigenvalues.numel() * torch.finfo(eigenvalues.dtype).eps * eigenvalues.abs().max()
+    return torch.where(eigenvalues > tol, eigenvalues, 0.0)
 
 
 def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor, *, check_psd: bool = False) -> torch.Tensor:
@@ -71,7 +81,8 @@ def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor, *, check_psd:
     S1 is positive definite (cheap), else the symmetric square root ``sqrtm_psd(S1)`` (singular
     covariances: fewer samples than dimensions). One symmetric eigenvalue problem (``eigvalsh``)
     replaces scipy's Schur-based ``sqrtm`` of a non-symmetric matrix; no imaginary part can appear,
-    tiny negative eigenvalues from rounding are clamped to 0, and no offset is added.
+    and no offset is added. Eigenvalues below F eps max|lambda| are rounding noise of a singular product
+    (+-1e-12 where they should be 0) and count as 0: their square roots would add 1e-6 each.
 
     Args:
         sigma1, sigma2: (F, F) symmetric PSD float64 matrices. Like LAPACK, the factorisation reads
@@ -103,7 +114,7 @@ def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor, *, check_psd:
         root = sqrtm_psd(sigma1)
         m = root @ sigma2 @ root
         del root
-    return _eigvalsh_lower_(m).clamp_min(0).sqrt().sum()
+    return _zero_rounding_noise(_eigvalsh_lower_(m)).sqrt().sum()
 
 
 def _symmetrised(s: torch.Tensor) -> torch.Tensor:

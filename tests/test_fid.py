@@ -155,6 +155,31 @@ def test_non_commuting_closed_form():
     assert float(frechet_distance(torch.zeros(2), s1, torch.zeros(2), s2)) == pytest.approx(expected, rel=1e-9)
 
 
+def test_rank_deficient_covariances_give_a_stable_trace():
+    """Features in a 30-dimensional subspace of R^64 (as the classifier's, whose covariance has rank 70 of
+    128) have singular covariances whose zero eigenvalues come out as +-1e-12; their square roots (1e-6
+    each) must not enter the trace. Reference: the same trace in the subspace's own coordinates, where
+    both covariances are full rank (scipy's sqrtm). Shifting the features by a constant leaves the
+    covariances, so the covariance term, unchanged."""
+    import scipy.linalg
+
+    g = torch.Generator().manual_seed(0)
+    mixing = torch.randn(30, 64, generator=g, dtype=torch.float64)
+    real, fake = (torch.relu(torch.randn(n, 30, generator=g, dtype=torch.float64)) @ mixing for n in (1000, 500))
+    basis = torch.linalg.qr(mixing.T).Q  # (64, 30): orthonormal basis of the features' subspace
+    sigma_r, sigma_g = gaussian_statistics(real)[1], gaussian_statistics(fake)[1]
+    small_r, small_g = (basis.T @ s @ basis for s in (sigma_r, sigma_g))
+    reference = np.trace(scipy.linalg.sqrtm(small_r.numpy() @ small_g.numpy())).real
+    tr = float(fidlib.trace_sqrt_product(sigma_r, sigma_g))
+    assert tr == pytest.approx(reference, rel=1e-12)
+    shifted = float(fidlib.trace_sqrt_product(sigma_r, gaussian_statistics(fake + 0.5)[1]))
+    assert shifted == pytest.approx(tr, rel=1e-12)
+    mean_term, cov_term = fidlib.fid_terms(real, fake)
+    shifted_mean, shifted_cov = fidlib.fid_terms(real, fake + 0.5)
+    assert float(shifted_cov) == pytest.approx(float(cov_term), rel=1e-9)
+    assert float(shifted_mean) > float(mean_term)
+
+
 def test_identical_sets_give_zero_and_are_symmetric():
     x, y = correlated_features(300, 20, 6), correlated_features(300, 20, 7, shift=0.5)
     assert float(fid(x, x)) == pytest.approx(0, abs=1e-9)
