@@ -64,8 +64,8 @@ def sqrtm_psd(sigma: torch.Tensor) -> torch.Tensor:
 
 def _zero_rounding_noise(eigenvalues: torch.Tensor) -> torch.Tensor:
     """Eigenvalues of a PSD matrix with those below F eps max|lambda| set to 0 (numpy's ``matrix_rank``
-    tolerance): a singular matrix's zero eigenvalues come out as +-1e-12, and their square roots (1e-6
-    each) would add noise to every trace of a square root."""
+    tolerance): a singular matrix's zero eigenvalues come out as +-1e-14, and their square roots (1e-7)
+    would put noise into the square root's null directions."""
     if eigenvalues.numel() == 0:
         return eigenvalues
     tol = eigenvalues.numel() * torch.finfo(eigenvalues.dtype).eps * eigenvalues.abs().max()
@@ -75,14 +75,14 @@ def _zero_rounding_noise(eigenvalues: torch.Tensor) -> torch.Tensor:
 def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor, *, check_psd: bool = False) -> torch.Tensor:
     """Tr (S1 S2)^(1/2) for symmetric PSD S1, S2, in float64, without a non-symmetric ``sqrtm``.
 
-    For any factor S1 = A A^T, S1 S2 = A A^T S2 is similar to the symmetric PSD matrix M = A^T S2 A
-    (conjugate by A), so both have the same non-negative eigenvalues lambda_i and
-    Tr (S1 S2)^(1/2) = sum_i sqrt(lambda_i), book equation (fid-trace). A is the Cholesky factor when
-    S1 is positive definite (cheap), else the symmetric square root ``sqrtm_psd(S1)`` (singular
-    covariances: fewer samples than dimensions). One symmetric eigenvalue problem (``eigvalsh``)
-    replaces scipy's Schur-based ``sqrtm`` of a non-symmetric matrix; no imaginary part can appear,
-    and no offset is added. Eigenvalues below F eps max|lambda| are rounding noise of a singular product
-    (+-1e-12 where they should be 0) and count as 0: their square roots would add 1e-6 each.
+    For the Cholesky factor S1 = L L^T (S1 positive definite), S1 S2 = L L^T S2 is similar to the
+    symmetric PSD matrix M = L^T S2 L (conjugate by L), so both have the same non-negative eigenvalues
+    lambda_i and Tr (S1 S2)^(1/2) = sum_i sqrt(lambda_i), book equation (fid-trace). One symmetric
+    eigenvalue problem (``eigvalsh``) replaces scipy's Schur-based ``sqrtm`` of a non-symmetric matrix;
+    no imaginary part can appear, tiny negative eigenvalues from rounding are clamped to 0, and no offset
+    is added. A singular S1 (fewer samples than dimensions) has no Cholesky factor; with the symmetric
+    roots S1 = R1^2, S2 = R2^2 the trace is the sum of the singular values of R1 R2, which a zero
+    eigenvalue's rounding noise does not enter squared, then rooted (1e-12 would become 1e-6).
 
     Args:
         sigma1, sigma2: (F, F) symmetric PSD float64 matrices. Like LAPACK, the factorisation reads
@@ -107,14 +107,14 @@ def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor, *, check_psd:
     factor, info = torch.linalg.cholesky_ex(sigma1)
     if int(info) == 0:
         m = _congruence_lower_(factor, sigma2)
-    else:  # singular (or nearly): the symmetric square root always exists
-        del factor
-        if check_psd:
-            _check_psd(sigma1, "sigma1")
-        root = sqrtm_psd(sigma1)
-        m = root @ sigma2 @ root
-        del root
-    return _zero_rounding_noise(_eigvalsh_lower_(m)).sqrt().sum()
+        return _eigvalsh_lower_(m).clamp_min(0).sqrt().sum()
+    # Singular (or nearly): with the symmetric roots S1 = R1^2, S2 = R2^2, S1 S2 is similar to
+    # (R1 R2)(R1 R2)^T, so the trace is the sum of the singular values of R1 R2. Unlike the eigenvalues
+    # of a product, they are not squared: a zero one comes out as 1e-14, not as a square root of 1e-12.
+    del factor
+    if check_psd:
+        _check_psd(sigma1, "sigma1")
+    return torch.linalg.svdvals(sqrtm_psd(sigma1) @ sqrtm_psd(sigma2)).sum()
 
 
 def _symmetrised(s: torch.Tensor) -> torch.Tensor:
