@@ -68,6 +68,17 @@ def machine_line(threads: int, gpu: str | None) -> str:
             f"for numpy/scipy's OpenBLAS and MKL); {gpu or 'no GPU'}.")
 
 
+def header(title: str, command: str, threads: int, load_before: float, load_after: float) -> list[str]:
+    """The first lines of a benchmark's Markdown: its title, the command and date, the machine, the load."""
+    import datetime
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return [f"# {title}", "", f"Written by `{command}` on {datetime.datetime.now():%Y-%m-%d %H:%M}.",
+            f"Machine: {machine_line(threads, gpu)}", f"Load: {load_line(load_before, load_after)}"]
+
+
 def load_line(before: float, after: float) -> str:
     """How busy the machine was: the load averages at the start and at the end, and what that means."""
     cores = os.cpu_count() or 1

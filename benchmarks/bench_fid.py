@@ -36,7 +36,6 @@ import bench_common as bench  # noqa: E402  (first: it pins the threads before n
 bench.pin_threads(bench.threads_from_argv())
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import tempfile  # noqa: E402
 import warnings  # noqa: E402
 
@@ -273,14 +272,10 @@ def main(argv: list[str] | None = None) -> list[str]:
     import scipy
     import torchmetrics
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     lines = [
-        "# FID: course_lib vs the reference libraries",
-        "",
-        f"Written by `python benchmarks/bench_fid.py --threads {args.threads} --repeats {args.repeats} "
-        f"--dims {args.dims}` on {datetime.datetime.now():%Y-%m-%d %H:%M}.",
-        f"Machine: {bench.machine_line(args.threads, gpu)}",
-        f"Load: {bench.load_line(load_before, load_after)}",
+        *bench.header("FID: course_lib vs the reference libraries", f"python benchmarks/bench_fid.py --threads "
+                      f"{args.threads} --repeats {args.repeats} --dims {args.dims}", args.threads, load_before,
+                      load_after),
         f"torch {torch.__version__}, scipy {scipy.__version__}, torchmetrics {torchmetrics.__version__}, "
         f"pytorch-fid {pytorch_fid.__version__}.",
         "",

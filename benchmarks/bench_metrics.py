@@ -21,7 +21,6 @@ import bench_common as bench  # noqa: E402  (first: it pins the threads before n
 bench.pin_threads(bench.threads_from_argv())
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 
 import bench_fid  # noqa: E402
 import bench_ssim_lpips  # noqa: E402
@@ -44,17 +43,13 @@ def main() -> None:
     threads = ["--threads", str(args.threads)]
     metric_rows = bench_ssim_lpips.main(threads) + bench_fid.main(threads)
     load_after = bench.load_average()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     lines = [
-        "# Issue 16's goals, measured in one run",
+        *bench.header("Issue 16's goals, measured in one run", f"python benchmarks/bench_metrics.py --threads "
+                      f"{args.threads}", args.threads, load_before, load_after),
         "",
-        f"Written by `python benchmarks/bench_metrics.py --threads {args.threads}` on "
-        f"{datetime.datetime.now():%Y-%m-%d %H:%M}, in one process (memory: a fresh process per implementation).",
-        f"Machine: {bench.machine_line(args.threads, gpu)}",
-        f"Load: {bench.load_line(load_before, load_after)}",
-        "",
-        "The rows come from `benchmarks/ssim_lpips.md` and `benchmarks/fid.md`, written by the same run; "
-        "those files have every timing, the inputs and the profiles. Speed-ups compare CPU times.",
+        "All timings ran in one process (memory: a fresh process per implementation). The rows come from "
+        "`benchmarks/ssim_lpips.md` and `benchmarks/fid.md`, written by the same run; those files have every "
+        "timing, the inputs and the profiles. Speed-ups compare CPU times.",
         "",
         "## Metrics", "",
         "| figure | course_lib | goal | |", "|---|---:|---:|---|",

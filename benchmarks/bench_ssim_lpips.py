@@ -30,7 +30,6 @@ bench.pin_threads(bench.threads_from_argv())
 import argparse  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -244,14 +243,10 @@ def main(argv: list[str] | None = None) -> list[str]:
     import skimage
     import torchmetrics
 
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     lines = [
-        "# SSIM and LPIPS: course_lib vs the reference libraries",
-        "",
-        f"Written by `python benchmarks/bench_ssim_lpips.py --threads {args.threads} --repeats {args.repeats} "
-        f"--memory-pairs {args.memory_pairs}` on {time.strftime('%Y-%m-%d %H:%M')}.",
-        f"Machine: {bench.machine_line(args.threads, gpu)}",
-        f"Load: {bench.load_line(load_before, load_after)}",
+        *bench.header("SSIM and LPIPS: course_lib vs the reference libraries", f"python benchmarks/bench_ssim_lpips.py "
+                      f"--threads {args.threads} --repeats {args.repeats} --memory-pairs {args.memory_pairs}",
+                      args.threads, load_before, load_after),
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, torchmetrics {torchmetrics.__version__}, "
         f"scikit-image {skimage.__version__}, lpips {getattr(lpips, '__version__', '0.1.4 or later')}.",
         "",
