@@ -15,6 +15,6 @@ tests=$(time_of bash scripts/test.sh)
   echo "| command | seconds | what it runs |"
   echo "| --- | ---: | --- |"
   echo "| \`bash scripts/book.sh\` | $book | every notebook executed (full mode), HTML written |"
-  echo "| \`bash scripts/test.sh\` | $tests | ruff, pytest + doctests, nbval (quick mode), the book build and its offline check |"
+  echo "| \`bash scripts/test.sh\` | $tests | ruff; side by side on one thread each: pytest + doctests, nbval (quick mode), the Colab-like runs, the book build; then its offline and browser checks |"
 } > benchmarks/commands.md
 cat benchmarks/commands.md
