@@ -14,7 +14,7 @@ tests=$(time_of bash scripts/test.sh)
   echo
   echo "| command | seconds | what it runs |"
   echo "| --- | ---: | --- |"
-  echo "| \`bash scripts/book.sh\` | $book | every notebook executed (full mode), HTML written |"
-  echo "| \`bash scripts/test.sh\` | $tests | ruff; side by side on one thread each: pytest + doctests, nbval (quick mode), the Colab-like runs, the book build; then its offline and browser checks |"
+  echo "| \`bash scripts/book.sh\` | $book | every notebook executed (full mode, as many at a time as cores), HTML written |"
+  echo "| \`bash scripts/test.sh\` | $tests | ruff; side by side, one thread per process: pytest + doctests, nbval on every student copy in its Colab-like environment (quick mode), the book build; then its offline and browser checks |"
 } > benchmarks/commands.md
 cat benchmarks/commands.md

@@ -305,11 +305,8 @@ def fid(real_features, fake_features) -> torch.Tensor:
         >>> round(float(fid(a, b)), 1)  # ~ ||(2, 2, 2)||^2 = 12
         11.2
     """
-    real, fake = _feature_pair(real_features, fake_features)
-    if _sample_space_is_cheaper(real.shape[0], fake.shape[0], real.shape[1]):
-        mean_term, cov_term = _terms_in_sample_space(real, fake)
-        return (mean_term + cov_term).clamp_min(0)
-    return frechet_distance(*gaussian_statistics(real), *gaussian_statistics(fake))
+    mean_term, cov_term = _terms(*_feature_pair(real_features, fake_features))
+    return mean_term + cov_term
 
 
 def fid_terms(real_features, fake_features) -> tuple[torch.Tensor, torch.Tensor]:
@@ -338,7 +335,11 @@ def fid_terms(real_features, fake_features) -> tuple[torch.Tensor, torch.Tensor]
         >>> bool(torch.isclose(mean_term + cov_term, fid(a, b)))
         True
     """
-    real, fake = _feature_pair(real_features, fake_features)
+    return _terms(*_feature_pair(real_features, fake_features))
+
+
+def _terms(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and covariance terms of checked features, by the route their shapes make cheaper."""
     if _sample_space_is_cheaper(real.shape[0], fake.shape[0], real.shape[1]):
         return _terms_in_sample_space(real, fake)
     (mu_r, sigma_r), (mu_g, sigma_g) = gaussian_statistics(real), gaussian_statistics(fake)

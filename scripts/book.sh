@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the HTML book: every notebook is executed (no quick mode), a cell error or a Sphinx warning
+# Build the HTML book: every notebook is executed afresh (no quick mode), a cell error or a Sphinx warning
 # fails the build. Prints where the book is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,5 +10,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 unset MPLBACKEND COURSE_QUICK
 export COURSE_PROGRESS=0
 start=$SECONDS
+# The notebooks, as many at a time as there are cores (BOOK_JOBS to choose), into the build's cache.
+python scripts/execute_notebooks.py ${BOOK_JOBS:+--jobs "$BOOK_JOBS"}
 jupyter-book build . --all --warningiserror --nitpick --keep-going
 echo "==> book built in $((SECONDS - start)) s: open $PWD/_build/html/index.html"

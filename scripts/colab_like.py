@@ -11,17 +11,20 @@ course's repository; Colab's own torch and torchvision stay. This script checks 
    same files as a fresh install, in seconds instead of minutes) under ``_build/colab_like/<group>``
    receives the requirement with the git URL replaced by a copy of this checkout (``pip install
    "<copy>[EXTRAS]"``, not editable: the environment holds what a user gets, nothing from the checkout's
-   ``.venv``), then only ``ipykernel`` and ``nbclient`` (the kernel); it fails if installing course_lib
+   ``.venv``), then only ``ipykernel`` (the kernel); it fails if installing course_lib
    replaced torch or torchvision (pip replaces files, never rewrites them, so the torch environment stays
    intact);
 3. it runs each student copy ``student/NAME.ipynb`` (what the book's Colab button opens) top to bottom in
-   quick mode (``COURSE_QUICK=1``, ``MPLBACKEND=Agg``), with nbclient and a kernel from that environment,
-   in a scratch folder outside the checkout (so ``import course_lib`` cannot find the checkout's sources).
-   A first cell that this script adds checks that the kernel runs the environment's Python and imports the
-   installed course_lib. The notebook's own ``%pip install`` runs only in Colab, so it is skipped here.
+   quick mode (``COURSE_QUICK=1``, ``MPLBACKEND=Agg``) with nbval (``--nbval-lax``: a cell fails on an
+   error, its outputs are not compared), run from the checkout's tools but on a kernel of that environment
+   (a kernelspec naming the environment's Python), in a scratch folder of its own (so ``import course_lib``
+   cannot find the checkout's sources). A first cell that this script adds fails unless the kernel runs the
+   environment's Python and imports the installed course_lib. The notebook's own ``%pip install`` runs only
+   in Colab, so it is skipped here. This is the test suite's nbval run of the notebooks: the source
+   notebooks (with the solutions) are executed in full by the book build.
 
-A failing cell fails the job with the notebook's name and the error; the executed notebooks are kept in
-``_build/colab_like/<group>/run/``. An environment is reused only when a stamp of (requirement,
+A failing cell fails the job with the notebook's name and nbval's report of the cell; the copies that ran
+are in ``_build/colab_like/<group>/run/``. An environment is reused only when a stamp of (requirement,
 pyproject.toml, requirements.txt, Python version) matches; course_lib itself is reinstalled every time.
 The table at the end gives each group's setup time (the torch environment's is counted in the first group
 that needed it) and each notebook's runtime.
@@ -49,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "_build" / "colab_like"
 CELL_TIMEOUT = 600  # seconds per cell, as nbval's in scripts/test.sh
 STAMP_RECIPE = "1"  # bump when the way an environment is built changes
-KERNEL_PACKAGES = ["ipykernel", "nbclient"]
+KERNEL_PACKAGES = ["ipykernel"]  # the kernel; nbval, which drives it, runs from the checkout
 # The install line of a first cell; the URL is the cell's COURSE_REPO variable (IPython expands {COURSE_REPO}).
 PIP_LINE = re.compile(r'^\s*%pip install -q "course_lib(?P<extras>\[[A-Za-z0-9_,-]+\])? @ git\+\{COURSE_REPO\}"\s*$',
                       re.M)
@@ -230,64 +233,56 @@ def build_env(extras: str, src: Path, base_python: str) -> tuple[Path, float, bo
 
 
 # ---------------------------------------------------------------------------------------------
-# Running a notebook (this part runs with the group environment's Python)
+# Running a notebook: nbval (from the checkout's tools) drives a kernel of the group's environment
 
-PROBE = """import sys, os
+KERNEL_NAME = "colab-like"
+# The cell added at the top of each copy: it fails, naming what it found, unless the kernel runs the
+# environment's Python and imports the installed course_lib (not the checkout's sources).
+PROBE = """import os, sys
 import course_lib
-print(sys.executable)
-print(os.path.realpath(sys.prefix))
-print(os.path.realpath(course_lib.__file__))"""
+_venv, _lib = os.path.realpath(sys.prefix), os.path.realpath(course_lib.__file__)
+assert _venv == {venv!r}, f"the kernel runs {{sys.executable}} (prefix {{_venv}}), not the environment's Python"
+assert _lib.startswith({venv!r} + os.sep), f"the kernel imported course_lib from {{_lib}}, not the environment's"
+print(sys.executable, _lib)"""
 
 
-def run_notebook(path: Path, out: Path, venv: Path, timeout: int) -> None:
-    """Execute ``path`` top to bottom with nbclient (from this environment); write the result to ``out``.
+def kernelspec(env: Path, venv: Path) -> Path:
+    """A kernelspec that starts the environment's own Python; returns the folder to put on JUPYTER_PATH.
 
-    Exits with status 1 and the failing cell's error when a cell fails.
+    The environment's ``python3`` spec will not do: jupyter_client replaces its ``python`` by the Python
+    of the process that starts the kernel (here the checkout's, which runs nbval).
     """
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    nb = nbformat.read(path, as_version=4)
-    nb.cells.insert(0, nbformat.v4.new_code_cell(PROBE))
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
-                            resources={"metadata": {"path": os.getcwd()}})
-    failed = None
-    try:
-        client.execute()
-    except CellExecutionError as err:
-        failed = err
-    finally:
-        nbformat.write(nb, out)
-    if failed is not None:
-        index = next((i for i, c in enumerate(nb.cells) if c.get("cell_type") == "code"
-                      and any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        if index is None:
-            where = "a cell"
-        elif index == 0:
-            where = "the added kernel check"
-        else:  # numbered among the notebook's own code cells, from 1
-            where = f"code cell {sum(c.cell_type == 'code' for c in nb.cells[1:index + 1])}"
-        sys.exit(f"{path.name}: {where} failed (executed copy: {out})\n{failed}")
-    printed = "".join(o.get("text", "") for o in nb.cells[0].outputs if o.get("output_type") == "stream")
-    executable, prefix, course_lib_file = (printed.splitlines() + ["", "", ""])[:3]
-    problems = []
-    if Path(prefix) != venv.resolve():
-        problems.append(f"the kernel ran {executable} (prefix {prefix}), not the environment's Python in {venv}")
-    if not course_lib_file.startswith(str(venv.resolve()) + os.sep):
-        problems.append(f"the kernel imported course_lib from {course_lib_file}, not from the environment")
-    if problems:
-        sys.exit(f"{path.name}: " + "; ".join(problems))
-    print(f"{path.name}: kernel {executable}; course_lib from {course_lib_file}")
+    spec = env / "jupyter" / "kernels" / KERNEL_NAME
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": f"Colab-like ({env.name})", "language": "python"}, indent=1))
+    return env / "jupyter"
 
 
-def notebook_env(venv: Path) -> dict[str, str]:
+def probed_copy(student: Path, dest: Path, venv: Path) -> None:
+    """The student copy with the kernel check as its first cell, written to ``dest``."""
+    nb = json.loads(student.read_text(encoding="utf-8"))
+    probe = PROBE.format(venv=str(venv.resolve()))
+    nb["cells"].insert(0, {"cell_type": "code", "execution_count": None, "id": "colab-like-probe",
+                           "metadata": {}, "outputs": [], "source": probe})
+    dest.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+
+
+def nbval_command(notebook: Path, timeout: int) -> list[str]:
+    """nbval on one notebook, with the group's kernel; -c: none of the checkout's pytest settings."""
+    return [sys.executable, "-m", "pytest", "-q", "--color=no", "-p", "no:cacheprovider",
+            "-c", str(notebook.parent / "pytest.ini"), "--rootdir", str(notebook.parent),
+            "--nbval-lax", f"--nbval-kernel-name={KERNEL_NAME}", f"--nbval-cell-timeout={timeout}", str(notebook)]
+
+
+def notebook_env(venv: Path, jupyter_path: Path) -> dict[str, str]:
     """The environment of a notebook run: the group's venv first, quick mode, no path to the checkout."""
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "JUPYTER_PATH"}}
     env.update(
         VIRTUAL_ENV=str(venv),
         PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-        JUPYTER_PATH=str(venv / "share" / "jupyter"),  # the venv's python3 kernelspec before a user's one
+        JUPYTER_PATH=str(jupyter_path),  # the group's kernelspec (kernelspec()), before any user's one
         COURSE_QUICK="1",
         MPLBACKEND="Agg",
         PYTHONNOUSERSITE="1",
@@ -311,13 +306,7 @@ def main(argv=None) -> int:
     parser.add_argument("--python", default=os.environ.get("PYTHON", "python3"),
                         help="the Python that creates the environments (default: $PYTHON or python3)")
     parser.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds per cell")
-    parser.add_argument("--run-notebook", nargs=3, metavar=("NOTEBOOK", "OUT", "VENV"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.run_notebook:
-        notebook, out, venv = map(Path, args.run_notebook)
-        run_notebook(notebook, out, venv, args.timeout)
-        return 0
-
     start = time.perf_counter()
     sources = sorted((ROOT / "notebooks").glob("*.ipynb"))
     if args.names:
@@ -349,21 +338,24 @@ def main(argv=None) -> int:
         venv = env / "venv"
         run_dir = env / "run"
         shutil.rmtree(run_dir, ignore_errors=True)
+        jupyter_path = kernelspec(env, venv)
         setup_cell_text = f"{setup_s:.0f}" + (" (reused)" if reused else "")
         for i, path in enumerate(paths):
-            scratch = run_dir / path.stem
+            scratch = run_dir / path.stem  # the kernel's working folder: no course_lib/ beside the notebook
             scratch.mkdir(parents=True)
+            (scratch / "pytest.ini").write_text("[pytest]\n")
+            copy = scratch / path.name
+            probed_copy(ROOT / "student" / path.name, copy, venv)
             print(f"--> {path.stem}", flush=True)
             t0 = time.perf_counter()
-            done = subprocess.run(
-                [venv / "bin" / "python", Path(__file__).resolve(), "--timeout", str(args.timeout),
-                 "--run-notebook", ROOT / "student" / path.name, run_dir / path.name, venv],
-                cwd=scratch, env=notebook_env(venv), capture_output=True, text=True)
+            done = subprocess.run(nbval_command(copy, args.timeout), cwd=scratch,
+                                  env=notebook_env(venv, jupyter_path), capture_output=True, text=True)
             seconds = time.perf_counter() - t0
-            sys.stdout.write(done.stdout)
             if done.returncode:
-                failures.append(done.stderr.strip() or f"{path.name}: exit status {done.returncode}")
+                failures.append(f"{path.name} (nbval, kernel of {venv}):\n{done.stdout}{done.stderr}".strip())
                 print(f"    FAILED after {seconds:.0f} s", flush=True)
+            else:
+                print(f"    {done.stdout.strip().splitlines()[-1]}", flush=True)
             rows.append([group_name(extras) if i == 0 else "", setup_cell_text if i == 0 else "", path.stem,
                          f"{seconds:.0f}" + ("" if not done.returncode else " FAILED")])
     total = time.perf_counter() - start

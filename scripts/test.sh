@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The course's test command (what CI runs): lint; then, side by side, unit tests and doctests, every
-# notebook executed by nbval in quick mode, every notebook run as in Colab (scripts/colab_like.py: a fresh
-# environment holding only what its first cell installs) and the book built as readers get it; then the
-# book checked to work offline and every page loaded in headless Chromium (scripts/check_browser.py).
+# notebook's student copy run by nbval as in Colab (scripts/colab_like.py: quick mode, in a fresh
+# environment holding only what its first cell installs) and the book built as readers get it (every
+# source notebook executed in full, two at a time); then the book checked to work offline and every page
+# loaded in headless Chromium (scripts/check_browser.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,9 +17,10 @@ mkdir -p "$logs"
 stage "ruff"
 ruff check .
 
-# The four runs below share nothing they write (no notebook writes a file; each run has its own folder
-# under _build/), so they run side by side, each on ONE thread: on 2 cores, two runs of 2 threads each
-# make torch's OpenMP threads wait for one another, several times slower than taking turns.
+# The runs below share nothing they write (no notebook writes a file; each run has its own folder under
+# _build/), so they run side by side, every process on ONE thread: on 2 cores, runs of 2 threads each make
+# torch's OpenMP threads wait for one another, several times slower than taking turns. With one thread a
+# process, the cores stay busy until the last notebook is done (the book runs two notebooks at a time).
 in_background() {  # name command...: run it in the background on one thread, into $logs/name.log
   local name=$1
   shift
@@ -30,16 +32,14 @@ in_background() {  # name command...: run it in the background on one thread, in
     echo "$rc $((SECONDS - began))" > "$logs/$name.status"
   ) &
 }
-stage "side by side, one thread each: pytest, nbval, Colab-like, the book"
+stage "side by side, one thread per process: pytest, nbval as in Colab, the book"
 rm -f "$logs"/*.status
-in_background pytest env COURSE_QUICK=1 pytest -q -p no:cacheprovider
-in_background nbval env COURSE_QUICK=1 pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 \
-  --durations=10 notebooks/
-in_background colab_like python scripts/colab_like.py
 in_background book bash scripts/book.sh
+in_background pytest env COURSE_QUICK=1 pytest -q -p no:cacheprovider --durations=10
+in_background colab_like python scripts/colab_like.py
 wait
 failed=()
-for name in pytest nbval colab_like book; do
+for name in pytest colab_like book; do
   read -r rc seconds < "$logs/$name.status" || { rc=1; seconds="?"; }
   echo "==> $name: exit status $rc after $seconds s; its output ($logs/$name.log):"
   cat "$logs/$name.log"
