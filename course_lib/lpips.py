@@ -39,7 +39,6 @@ from course_lib.runtime import full_precision
 from course_lib.validation import (
     ROUND_OFF,
     check_choice,
-    check_finite,
     check_finite_pair,
     check_range,
     check_same_shape,
@@ -267,15 +266,16 @@ def _check_inputs(x: torch.Tensor, y: torch.Tensor, min_size: int, normalize: bo
             raise ValueError(f"{name} must have shape (N, 3, H, W) (RGB; repeat a grayscale image "
                              f"with .expand(-1, 3, -1, -1)), got {tuple(t.shape)}")
     check_same_shape(x, y)
-    for name, t in (("x", x), ("y", y)):
-        check_finite(t.detach(), name)
+    lows = []
+    for name, t in (("x", x), ("y", y)):  # one read of each: NaN, inf and the range
         if normalize:
-            check_range(t.detach(), name, 0.0, 1.0, "; with normalize=True LPIPS expects images in [0, 1]")
+            lo, _ = check_range(t, name, 0.0, 1.0, "; with normalize=True LPIPS expects images in [0, 1]")
         else:
-            check_range(t.detach(), name, -1.0, 1.0, "; LPIPS expects 2 * image - 1 for images in [0, 1] "
-                                                     "(or pass normalize=True)")
+            lo, _ = check_range(t, name, -1.0, 1.0, "; LPIPS expects 2 * image - 1 for images in [0, 1] "
+                                                    "(or pass normalize=True)")
+        lows.append(lo)
     # Images in [0, 1] given as if they were in [-1, 1] use half the range: legal, almost surely a mistake.
-    if not normalize and min(float(x.detach().min()), float(y.detach().min())) >= -ROUND_OFF:
+    if not normalize and min(lows) >= -ROUND_OFF:
         warnings.warn("x and y are both entirely in [0, 1], but LPIPS expects inputs in [-1, 1]: pass "
                       "normalize=True for images in [0, 1] (or map them by 2 * image - 1)",
                       UserWarning, stacklevel=3)

@@ -77,14 +77,29 @@ def check_points(x, name: str, dim: int | None = None) -> None:
         raise ValueError(f"{name} must be a tensor of shape {expected}, got {got}")
 
 
-def check_range(x: torch.Tensor, name: str, low: float, high: float, hint: str = "") -> None:
-    """Raise ValueError if ``x`` has values outside [low, high], beyond float round-off.
+def check_range(x: torch.Tensor, name: str, low: float, high: float, hint: str = "") -> tuple[float, float]:
+    """Raise ValueError if ``x`` contains NaN or inf, or values outside [low, high] beyond float round-off.
 
     The tolerance is ``ROUND_OFF * (high - low)``: a photograph blurred with
     ``scipy.ndimage.gaussian_filter`` has values like -1.6e-17, which are not an error.
-    Values are never clipped.
+    Values are never clipped. One read of ``x`` (min and max propagate NaN) checks both.
+
+    Returns:
+        ``(min, max)`` of ``x``, as floats, for a caller's further checks.
+
+    Example:
+        >>> check_range(torch.tensor([0.0, 0.5]), "x", 0.0, 1.0)
+        (0.0, 0.5)
+        >>> check_range(torch.tensor([0.0, float("nan")]), "x", 0.0, 1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: x contains NaN or inf
     """
-    _check_bounds(name, *_min_max(x), low, high, hint)
+    lo, hi = _min_max(x)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or inf")
+    _check_bounds(name, lo, hi, low, high, hint)
+    return lo, hi
 
 
 def _check_bounds(name: str, lo: float, hi: float, low: float, high: float, hint: str = "") -> None:

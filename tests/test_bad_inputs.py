@@ -25,6 +25,7 @@ from course_lib import (
     fid,
     flows,
     kid,
+    likelihoods,
     lpips,
     metrics,
     precision_recall,
@@ -125,6 +126,11 @@ ROWS = [
      lambda: _lpips()(IMG.expand(-1, 3, -1, -1) * 2 - 1, IMG2.expand(-1, 3, -1, -1), normalize=True),
      ("error", ValueError, r"\[0, 1\]")),
     ("lpips: unknown network", lambda: lpips.LPIPS("resnet", pretrained=False), ("error", ValueError, "net")),
+    ("lpips: NaN in y (one read checks NaN and range)",
+     lambda: _lpips()(IMG.expand(-1, 3, -1, -1) * 2 - 1, (IMG2 * 2 - 1).index_fill(2, torch.tensor([3]), float("nan"))
+                      .expand(-1, 3, -1, -1)), ("error", ValueError, "y contains NaN")),
+    ("binarize: NaN grey levels", lambda: likelihoods.binarize(IMG.index_fill(3, torch.tensor([0]), float("nan"))),
+     ("error", ValueError, "x contains NaN")),
     # ---------------------------------------------------------------- FID, IS, KID, precision/recall
     ("fid: different widths", lambda: fid.fid(FEAT, FEAT2[:, :3]), ("error", ValueError, "width|same")),
     ("fid: one sample", lambda: fid.fid(FEAT[:1], FEAT2), ("error", ValueError, "at least 2|at least two")),
