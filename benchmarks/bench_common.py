@@ -76,17 +76,22 @@ def header(title: str, command: str, threads: int, load_before: float, load_afte
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return [f"# {title}", "", f"Written by `{command}` on {datetime.datetime.now():%Y-%m-%d %H:%M}.",
-            f"Machine: {machine_line(threads, gpu)}", f"Load: {load_line(load_before, load_after)}"]
+            f"Machine: {machine_line(threads, gpu)}", f"Load: {load_line(load_before, load_after, threads)}"]
 
 
-def load_line(before: float, after: float) -> str:
-    """How busy the machine was: the load averages at the start and at the end, and what that means."""
+def load_line(before: float, after: float, threads: int) -> str:
+    """How busy the machine was: the load averages at the start and at the end, and what that means.
+
+    The benchmark's own ``threads`` count in the load (at the end, and at the start of a benchmark that
+    follows another in one process); what is left above them is other jobs'.
+    """
     cores = os.cpu_count() or 1
-    quiet = max(before, after) < 0.5 * cores
+    quiet = max(before, after) - threads < 0.5
     verdict = ("the machine was quiet" if quiet else
                f"**the machine was not quiet** (other jobs shared its {cores} cores): absolute times are "
                "inflated and noisy; the ratios compare runs interleaved in one process, under the same load")
-    return f"1-minute load average {before:.2f} at the start and {after:.2f} at the end: {verdict}."
+    return (f"1-minute load average {before:.2f} at the start and {after:.2f} at the end, this benchmark's own "
+            f"{threads} thread(s) included: {verdict}.")
 
 
 def compare(functions: dict, repeats: int, warmup: bool | dict = True, sync=None) -> dict:
