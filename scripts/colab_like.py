@@ -50,7 +50,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "_build" / "colab_like"
-CELL_TIMEOUT = 600  # seconds per cell, as nbval's in scripts/test.sh
+CELL_TIMEOUT = 600  # seconds per cell (nbval's --nbval-cell-timeout)
 STAMP_RECIPE = "1"  # bump when the way an environment is built changes
 KERNEL_PACKAGES = ["ipykernel"]  # the kernel; nbval, which drives it, runs from the checkout
 # The install line of a first cell; the URL is the cell's COURSE_REPO variable (IPython expands {COURSE_REPO}).
