@@ -31,8 +31,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "_build" / ".jupyter_cache"  # execute.cache in _config.yml
+DEFAULT_CACHE = "_build/.jupyter_cache"  # Jupyter Book's, where _config.yml names no execute.cache
 TIMES = ROOT / "_build" / "notebook_times.json"  # each notebook's last execution time, for the order
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -44,16 +46,12 @@ def book_notebooks(toc: Path = ROOT / "_toc.yml") -> list[Path]:
 
 
 def execution_settings(config: Path = ROOT / "_config.yml") -> dict:
-    """The book's ``execute:`` settings that matter here: the cell timeout, whether errors are allowed, the cache."""
-    text = config.read_text()
-    block = re.search(r"^execute:\n((?:[ \t]+.*\n?)+)", text, re.M)
-    if block is None:
-        raise ValueError(f"{config}: no execute: section")
-    values = dict(re.findall(r"^\s+(\w+):\s*([^#\s]+)", block.group(1), re.M))
-    if values.get("execute_notebooks") != "cache" or values.get("allow_errors") != "false":
+    """The book's ``execute:`` settings that matter here: the cell timeout and the cache's folder."""
+    execute = yaml.safe_load(config.read_text()).get("execute") or {}
+    if execute.get("execute_notebooks") != "cache" or execute.get("allow_errors") is not False:
         raise ValueError(f"{config}: this script fills the cache of execute_notebooks: cache with allow_errors: "
-                         f"false; found {values}")
-    return {"timeout": int(values["timeout"]), "cache": ROOT / values.get("cache", str(CACHE.relative_to(ROOT)))}
+                         f"false; found {execute}")
+    return {"timeout": int(execute["timeout"]), "cache": ROOT / execute.get("cache", DEFAULT_CACHE)}
 
 
 def execute(path: Path, timeout: int, threads: int) -> tuple[str, float, str | None, object]:
